@@ -1,0 +1,205 @@
+//! The settings Silverback understands, with Kong's names and defaults.
+//!
+//! This table is the one list: the loader rejects names that are not here, and the README's
+//! settings table is generated from it (`silverback config settings`).
+
+/// One setting: Kong's name, the default as written in kong.conf, and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingDef {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+const fn def(name: &'static str, default: &'static str, doc: &'static str) -> SettingDef {
+    SettingDef { name, default, doc }
+}
+
+pub const SETTINGS: &[SettingDef] = &[
+    def(
+        "prefix",
+        "/usr/local/silverback",
+        "Working directory: pid file, listener file, embedded store, caches.",
+    ),
+    def(
+        "log_level",
+        "notice",
+        "debug, info, notice, warn, error, crit, alert or emerg.",
+    ),
+    def(
+        "proxy_listen",
+        "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384",
+        "Proxy listeners; flags: ssl, http2, proxy_protocol, backlog=N. `off` disables.",
+    ),
+    def(
+        "admin_listen",
+        "127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384",
+        "Admin API listeners (loopback by default).",
+    ),
+    def(
+        "status_listen",
+        "127.0.0.1:8007 reuseport backlog=16384",
+        "Status API listener: /status, /status/ready.",
+    ),
+    def(
+        "database",
+        "off",
+        "Config store: `off` (DB-less, declarative file).",
+    ),
+    def(
+        "declarative_config",
+        "",
+        "Path of the kong.yml / JSON file served when database = off.",
+    ),
+    def(
+        "worker_threads",
+        "auto",
+        "Proxy worker threads (one event loop per core, like nginx worker processes); `auto` = CPU count.",
+    ),
+    def(
+        "trusted_ips",
+        "",
+        "IPs / CIDRs whose X-Forwarded-* and real-IP headers are trusted; 0.0.0.0/0,::/0 trusts all.",
+    ),
+    def(
+        "real_ip_header",
+        "X-Real-IP",
+        "Header carrying the client IP when the peer is trusted (or `proxy_protocol`).",
+    ),
+    def(
+        "real_ip_recursive",
+        "off",
+        "With X-Forwarded-For: take the last untrusted address instead of the last one.",
+    ),
+    def(
+        "headers",
+        "server_tokens, latency_tokens, X-Kong-Request-Id",
+        "Headers added to client responses: server_tokens, latency_tokens, Server, Via, X-Kong-Proxy-Latency, X-Kong-Response-Latency, X-Kong-Upstream-Latency, X-Kong-Upstream-Status, X-Kong-Request-Id, or off.",
+    ),
+    def(
+        "headers_upstream",
+        "X-Kong-Request-Id",
+        "Headers added to upstream requests: X-Kong-Request-Id or off.",
+    ),
+    def(
+        "upstream_keepalive_pool_size",
+        "512",
+        "Idle upstream connections kept per worker and upstream address; 0 disables keepalive.",
+    ),
+    def(
+        "upstream_keepalive_max_requests",
+        "10000",
+        "Requests sent over one upstream connection before it is closed; 0 = unlimited.",
+    ),
+    def(
+        "upstream_keepalive_idle_timeout",
+        "60",
+        "Seconds an idle upstream connection is kept; 0 = no limit.",
+    ),
+    def(
+        "error_default_type",
+        "text/plain",
+        "Body type of gateway errors when Accept does not choose: text/plain, application/json, text/html, application/xml.",
+    ),
+    def(
+        "client_body_buffer_size",
+        "8k",
+        "Request bodies up to this size are buffered in memory; larger ones spill to a temp file under the prefix.",
+    ),
+    def(
+        "client_max_body_size",
+        "0",
+        "Largest accepted request body (413 above it); 0 = unlimited.",
+    ),
+    def(
+        "router_flavor",
+        "traditional_compatible",
+        "Routing semantics: traditional_compatible (traditional is accepted as an alias).",
+    ),
+];
+
+/// Kong settings that tune nginx/OpenResty internals or features Silverback does not have yet.
+/// They are accepted (so an existing kong.conf loads) and reported as having no effect.
+pub const KONG_SETTINGS_WITHOUT_EFFECT: &[&str] = &[
+    "proxy_access_log",
+    "proxy_error_log",
+    "proxy_stream_access_log",
+    "proxy_stream_error_log",
+    "admin_access_log",
+    "admin_error_log",
+    "admin_gui_access_log",
+    "admin_gui_error_log",
+    "status_access_log",
+    "status_error_log",
+    "vaults",
+    "plugins",
+    "port_maps",
+    "host_ports",
+    "anonymous_reports",
+    "proxy_server",
+    "proxy_server_ssl_verify",
+    "node_id",
+    "admin_gui_listen",
+    "lmdb_environment_path",
+    "lmdb_map_size",
+    "mem_cache_size",
+    "worker_events_max_payload",
+    "ssl_cipher_suite",
+    "ssl_ciphers",
+    "ssl_prefer_server_ciphers",
+    "ssl_dhparam",
+    "ssl_session_cache_size",
+    "allow_debug_header",
+    "nginx_user",
+    "nginx_daemon",
+    "nginx_main_daemon",
+    "nginx_main_user",
+    "nginx_main_worker_rlimit_nofile",
+    "nginx_events_worker_connections",
+    "nginx_events_multi_accept",
+    "nginx_http_charset",
+    "nginx_http_keepalive_requests",
+    "db_update_frequency",
+    "db_update_propagation",
+    "db_cache_ttl",
+    "db_cache_neg_ttl",
+    "db_resurrect_ttl",
+    "db_cache_warmup_entities",
+    "dedicated_config_processing",
+    "worker_consistency",
+    "worker_state_update_frequency",
+    "lua_socket_pool_size",
+    "lua_package_path",
+    "lua_package_cpath",
+    "lua_max_req_headers",
+    "lua_max_resp_headers",
+    "lua_max_uri_args",
+    "lua_max_post_args",
+    "kic",
+    "pluginserver_names",
+    "untrusted_lua",
+    "untrusted_lua_sandbox_requires",
+    "untrusted_lua_sandbox_environment",
+    "openresty_path",
+    "wasm",
+    "wasm_filters_path",
+    "wasm_dynamic_module",
+    "wasm_filters",
+];
+
+/// Kong's names for settings Silverback spells differently; the value goes to the second name.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("nginx_worker_processes", "worker_threads"),
+    ("nginx_main_worker_processes", "worker_threads"),
+    ("nginx_http_client_max_body_size", "client_max_body_size"),
+    (
+        "nginx_http_client_body_buffer_size",
+        "client_body_buffer_size",
+    ),
+    ("nginx_proxy_real_ip_header", "real_ip_header"),
+    ("nginx_proxy_real_ip_recursive", "real_ip_recursive"),
+];
+
+pub fn find(name: &str) -> Option<&'static SettingDef> {
+    SETTINGS.iter().find(|d| d.name == name)
+}
