@@ -1,0 +1,357 @@
+//! Kong's `traditional_compatible` router: matches a request to a route.
+//!
+//! A [`Router`] is compiled once per config snapshot from [`RouteSpec`]s and is immutable
+//! afterwards; matching does not allocate on the common path (only a path that needs
+//! normalizing or a regex path with captures does).
+//!
+//! The router only decides *which* route matches. Protocol enforcement (426 / https redirect,
+//! gRPC checks) happens in the proxy, as in Kong, where a `protocols: [https]` route still matches
+//! a plain-http request so the gateway can answer 426 or redirect.
+//!
+//! How it works: [`Router::build`] splits routes by path group and computes priorities (the
+//! rules of Kong's `transform.lua`), compiles each part into a matcher, orders matchers by
+//! (priority, UUID) descending and places them in an index (host buckets, each with a radix
+//! tree over path prefixes and regex literal prefixes). [`Router::find`] normalizes the path,
+//! gathers the candidates from the buckets of the request host and from the host-less bucket,
+//! and verifies them in rank order, so the first one that passes is the one Kong would pick.
+//!
+//! Where this router knowingly differs from Kong 3.x (all edge cases, see the item docs):
+//!
+//! - Priorities use the bit layout documented in Kong's `get_priority`. Kong's own code computes
+//!   the match-weight, header-count and `regex_priority` shifts in 32-bit arithmetic (its
+//!   `lshift_uint64` helper receives plain Lua numbers), which lets the plain-host and regex bits
+//!   outrank the match weight and makes negative `regex_priority` sort first; we do not
+//!   reproduce that. `regex_priority` is clamped to `i32` (see `priority.rs`).
+//! - Host names and SNIs compare case-insensitively (Kong compares them as sent).
+//! - `[v6]:port` hosts are split into address and port (Kong only splits `name:port`).
+//! - [`normalize_path`] encodes a stray `%` as `%25` so that normalization is idempotent, and
+//!   keeps triplets that would decode to invalid UTF-8 encoded (Kong then fails with a 404, and
+//!   so does [`Router::find`]).
+
+mod host;
+mod index;
+mod matcher;
+mod normalize;
+mod priority;
+mod upstream;
+mod validate;
+
+pub use normalize::{escape_path, normalize_path};
+pub use upstream::{PathHandling, upstream_path};
+pub use validate::check_path;
+
+use index::{Index, Lists, Placement, first_accepted};
+use matcher::{Head, Matcher, PathHit, PathRule, RequestCtx, method_bit};
+use smallvec::SmallVec;
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A route as the router sees it: only the fields that take part in matching.
+#[derive(Debug, Clone, Default)]
+pub struct RouteSpec {
+    /// Route id; the final tie-break between routes of equal priority (higher id first, as Kong).
+    pub id: Uuid,
+    /// Exact, case-sensitive method names.
+    pub methods: Vec<String>,
+    /// `example.com`, `*.example.com`, `example.*`, optionally with `:port`.
+    pub hosts: Vec<String>,
+    /// `/prefix` or `~regex` (Kong 3.0 syntax; format 1.1 files are converted before this point).
+    pub paths: Vec<String>,
+    /// Header name → accepted values; a value starting with `~*` is a case-insensitive regex.
+    pub headers: Vec<(String, Vec<String>)>,
+    /// Only checked on https requests.
+    pub snis: Vec<String>,
+    /// Client address conditions; any element may match.
+    pub sources: Vec<NetMatch>,
+    /// Local address conditions; any element may match.
+    pub destinations: Vec<NetMatch>,
+    /// Orders regex paths among otherwise-equal routes (higher first); ignored for prefixes.
+    pub regex_priority: i64,
+}
+
+/// One `sources` / `destinations` element.
+#[derive(Debug, Clone, Default)]
+pub struct NetMatch {
+    /// A single address (`/32`, `/128`) or a CIDR range.
+    pub ip: Option<ipnet::IpNet>,
+    pub port: Option<u16>,
+}
+
+/// What the router needs from a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// As sent, e.g. `GET`.
+    pub method: &'a str,
+    /// The Host header (or `:authority`) as sent, possibly with a port; empty when absent.
+    pub host: &'a str,
+    /// The raw request path, without the query string, not yet normalized.
+    pub path: &'a str,
+    /// `true` when the client connection is TLS.
+    pub https: bool,
+    pub headers: &'a http::HeaderMap,
+    /// The TLS server name, when the client sent one.
+    pub sni: Option<&'a str>,
+    /// The client address (after real-IP processing).
+    pub src: SocketAddr,
+    /// The local address the request arrived on.
+    pub dst: SocketAddr,
+}
+
+/// Why [`Router::build`] rejected a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A `~` path that the regex engine cannot compile (syntax error, or a feature Rust's
+    /// `regex` lacks such as look-around or backreferences).
+    #[error("route #{index} ({id}): invalid regex path '{path}': {reason}")]
+    InvalidPath {
+        index: usize,
+        id: Uuid,
+        path: String,
+        reason: String,
+    },
+    /// A `~*` header value that does not compile.
+    #[error("route #{index} ({id}): header '{name}': invalid regex value '{value}': {reason}")]
+    InvalidHeaderRegex {
+        index: usize,
+        id: Uuid,
+        name: String,
+        value: String,
+        reason: String,
+    },
+    /// A header with an empty list of values (Kong rejects the route's expression).
+    #[error("route #{index} ({id}): header '{name}' has no values")]
+    EmptyHeaderValues {
+        index: usize,
+        id: Uuid,
+        name: String,
+    },
+    /// More route parts than the index can number.
+    #[error("too many routes: {0}")]
+    TooManyRoutes(usize),
+}
+
+/// Regex path captures, as Kong exposes them to plugins (`uri_captures`): positional groups
+/// (0 is the whole match) and named groups. Holds a copy of the matched text; group spans and
+/// names are shared, so building one costs a single allocation for up to five groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captures {
+    /// The whole match; spans are relative to it.
+    text: String,
+    /// Per group, its byte range in `text`; `None` when the group did not take part.
+    spans: SmallVec<[Option<(u32, u32)>; 6]>,
+    names: Arc<[Option<Box<str>>]>,
+}
+
+impl Captures {
+    /// Builds captures from group spans in `haystack` (group 0 first). Kong only exposes
+    /// captures when a group besides the whole match took part.
+    fn from_spans(
+        haystack: &str,
+        spans: impl Iterator<Item = Option<(usize, usize)>>,
+        names: &Arc<[Option<Box<str>>]>,
+    ) -> Option<Self> {
+        let spans: SmallVec<[Option<(usize, usize)>; 6]> = spans.collect();
+        if spans.iter().skip(1).all(Option::is_none) {
+            return None;
+        }
+        let (base, end) = (*spans.first()?)?;
+        let relative = |(s, e): (usize, usize)| -> Option<(u32, u32)> {
+            Some((
+                u32::try_from(s.checked_sub(base)?).ok()?,
+                u32::try_from(e.checked_sub(base)?).ok()?,
+            ))
+        };
+        Some(Captures {
+            text: haystack.get(base..end)?.to_string(),
+            spans: spans.iter().map(|s| s.and_then(relative)).collect(),
+            names: Arc::clone(names),
+        })
+    }
+
+    /// Number of positional slots, including 0 (the whole match).
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Never true for captures returned by the router (slot 0 always exists).
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Group `i` (0 = whole match); `None` when it did not take part or does not exist.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let (start, end) = (*self.spans.get(i)?)?;
+        self.text
+            .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+    }
+
+    /// A named group, when it took part.
+    pub fn name(&self, name: &str) -> Option<&str> {
+        let i = self.names.iter().position(|n| n.as_deref() == Some(name))?;
+        self.get(i)
+    }
+
+    /// Every positional slot in order, `None` for groups that did not take part.
+    pub fn positional(&self) -> impl Iterator<Item = Option<&str>> + '_ {
+        (0..self.spans.len()).map(|i| self.get(i))
+    }
+
+    /// Named groups that took part, in pattern order.
+    pub fn named(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((n.as_deref()?, self.get(i)?)))
+    }
+}
+
+/// The route selected for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match<'a> {
+    /// Index into the slice given to [`Router::build`] (split routes report the original).
+    pub route: usize,
+    /// Bytes of [`path`](Self::path) consumed by the matching prefix, or the length of the
+    /// regex's whole match; `0` when the route has no paths. Feed it to [`upstream_path`].
+    pub matched_len: usize,
+    /// The normalized request path the route was matched against.
+    pub path: Cow<'a, str>,
+    /// Only for a regex path where at least one group took part (Kong's rule).
+    pub captures: Option<Captures>,
+}
+
+/// An immutable, compiled set of routes. Cheap to share across threads.
+#[derive(Debug)]
+pub struct Router {
+    /// Sorted by rank: index `i` is tried before `i + 1`.
+    matchers: Vec<Matcher>,
+    /// `matchers[i].head()`, packed densely for the first check of each candidate.
+    heads: Vec<Head>,
+    index: Index,
+    routes: usize,
+}
+
+impl Router {
+    /// Compiles routes into a router. Fails on regexes the engine cannot compile, naming the
+    /// route and the offending value.
+    pub fn build(routes: &[RouteSpec]) -> Result<Router, BuildError> {
+        let mut matchers = Vec::with_capacity(routes.len());
+        for (index, route) in routes.iter().enumerate() {
+            for part in priority::split(route) {
+                matchers.push(Matcher::build(index, route, &part)?);
+            }
+        }
+        if u32::try_from(matchers.len()).is_err() {
+            return Err(BuildError::TooManyRoutes(matchers.len()));
+        }
+        // Kong's matcher order: priority, then UUID, both descending. Equal pairs only come
+        // from duplicate ids; configuration order decides then.
+        matchers.sort_by(|a, b| {
+            (b.priority, b.id)
+                .cmp(&(a.priority, a.id))
+                .then(a.route.cmp(&b.route))
+        });
+        let index = Index::build(matchers.iter().enumerate().map(|(rank, m)| {
+            let keys = match &m.path {
+                PathRule::Any => vec![(&b""[..], 0)],
+                PathRule::Prefix(prefixes) => numbered(prefixes.iter().map(|p| p.as_bytes())),
+                PathRule::Regex(regexes) => {
+                    numbered(regexes.iter().map(|r| r.literal_prefix.as_slice()))
+                }
+            };
+            Placement {
+                rank: u32::try_from(rank).unwrap_or(u32::MAX),
+                hosts: &m.hosts,
+                keys,
+            }
+        }));
+        Ok(Router {
+            heads: matchers.iter().map(Matcher::head).collect(),
+            matchers,
+            index,
+            routes: routes.len(),
+        })
+    }
+
+    /// Number of routes the router was built from.
+    pub fn len(&self) -> usize {
+        self.routes
+    }
+
+    /// True when built from no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes == 0
+    }
+
+    /// Selects the route Kong would select for `req`, or `None` (Kong answers 404).
+    ///
+    /// Does not allocate unless the path needs normalizing, the host has upper-case letters
+    /// beyond the inline buffer, a header regex sees upper-case input, or a regex path with
+    /// groups matches.
+    pub fn find<'a>(&self, req: &Request<'a>) -> Option<Match<'a>> {
+        let (path, valid) = normalize::normalize_checked(req.path);
+        if !valid {
+            // Kong's router errors on a path that decodes to invalid UTF-8: 404.
+            return None;
+        }
+        let (host, host_port) = host::split_host_port(req.host);
+        // Stack buffers, only initialized when a value has upper-case letters.
+        let mut host_buf;
+        let host = if host::has_upper(host) {
+            host_buf = [0u8; 256];
+            host::lower_into(host, &mut host_buf)
+        } else {
+            Cow::Borrowed(host)
+        };
+        let mut sni_buf;
+        let sni = match req.sni {
+            Some(s) if host::has_upper(s) => {
+                sni_buf = [0u8; 256];
+                Some(host::lower_into(s, &mut sni_buf))
+            }
+            Some(s) => Some(Cow::Borrowed(s)),
+            None => None,
+        };
+        let port = host_port.unwrap_or_else(|| req.dst.port());
+        let ctx = RequestCtx::new(req, &host, port, sni.as_deref(), &path);
+
+        let mut lists = Lists::new();
+        self.index.collect(ctx.host, ctx.port, ctx.path, &mut lists);
+        let method = method_bit(req.method);
+        let (route, hit) = first_accepted(&mut lists, |entry| {
+            let rank = usize::try_from(entry.rank()).ok()?;
+            let head = self.heads.get(rank)?;
+            match head.quick(method) {
+                Some(false) => None,
+                // Prefix and path-less entries are already matched by the index.
+                Some(true) => Some((
+                    head.route,
+                    PathHit {
+                        matched_len: usize::try_from(head.prefix_len).ok()?,
+                        captures: None,
+                    },
+                )),
+                None => {
+                    let matcher = self.matchers.get(rank)?;
+                    if !matcher.check_fields(&ctx) {
+                        return None;
+                    }
+                    let hit = matcher.match_path(entry.sub(), ctx.path)?;
+                    Some((head.route, hit))
+                }
+            }
+        })?;
+        Some(Match {
+            route: usize::try_from(route).ok()?,
+            matched_len: hit.matched_len,
+            path,
+            captures: hit.captures,
+        })
+    }
+}
+
+/// Numbers index keys by their position in the matcher's path list.
+fn numbered<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Vec<(&'a [u8], u32)> {
+    keys.zip(0u32..).collect()
+}

@@ -1,0 +1,390 @@
+//! Compiled matchers: one per route part (see [`crate::priority::split`]), holding every
+//! condition in a form that is cheap to check against a request.
+//!
+//! Hosts and paths are mostly decided by the index; [`Matcher::check_fields`] checks the rest and
+//! [`Matcher::match_path`] confirms the path (running the regex when there is one).
+
+use crate::host::{HostPattern, NamePattern, parse_sni};
+use crate::priority::{Part, is_regex, priority};
+use crate::validate::{PathRegex, compile_path_regex, describe_regex_error};
+use crate::{BuildError, Captures, NetMatch, Request, RouteSpec};
+use http::{HeaderMap, HeaderName};
+use regex::Regex;
+use regex_automata::Input;
+use regex_automata::util::primitives::NonMaxUsize;
+use smallvec::SmallVec;
+use std::borrow::Cow;
+use std::net::IpAddr;
+use uuid::Uuid;
+
+/// Per-request values shared by all matcher checks, computed once per `find`.
+#[derive(Debug)]
+pub(crate) struct RequestCtx<'r> {
+    pub(crate) method: &'r str,
+    pub(crate) headers: &'r HeaderMap,
+    pub(crate) https: bool,
+    /// Lower-cased SNI.
+    pub(crate) sni: Option<&'r str>,
+    /// Lower-cased host name without port; empty when the request has no Host.
+    pub(crate) host: &'r str,
+    /// The Host header's port, or the local port when the Host header has none.
+    pub(crate) port: u16,
+    /// The normalized path.
+    pub(crate) path: &'r str,
+    pub(crate) src: (IpAddr, u16),
+    pub(crate) dst: (IpAddr, u16),
+}
+
+impl<'r> RequestCtx<'r> {
+    pub(crate) fn new(
+        req: &'r Request<'r>,
+        host: &'r str,
+        port: u16,
+        sni: Option<&'r str>,
+        path: &'r str,
+    ) -> Self {
+        RequestCtx {
+            method: req.method,
+            headers: req.headers,
+            https: req.https,
+            sni,
+            host,
+            port,
+            path,
+            src: (req.src.ip().to_canonical(), req.src.port()),
+            dst: (req.dst.ip().to_canonical(), req.dst.port()),
+        }
+    }
+}
+
+/// Bit per common method, so most method checks are one AND on the compact [`Head`].
+pub(crate) fn method_bit(method: &str) -> u16 {
+    match method {
+        "GET" => 1,
+        "POST" => 1 << 1,
+        "PUT" => 1 << 2,
+        "DELETE" => 1 << 3,
+        "PATCH" => 1 << 4,
+        "HEAD" => 1 << 5,
+        "OPTIONS" => 1 << 6,
+        "TRACE" => 1 << 7,
+        "CONNECT" => 1 << 8,
+        _ => CUSTOM_METHOD,
+    }
+}
+
+/// Stands for every method without its own bit; those are compared as strings.
+pub(crate) const CUSTOM_METHOD: u16 = 1 << 15;
+
+/// The hot part of a matcher, kept in a dense array indexed by rank: enough to accept a typical
+/// prefix or path-less candidate without touching the full [`Matcher`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head {
+    /// Index of the original route.
+    pub(crate) route: u32,
+    /// Length of the matcher's prefixes (0 for no path).
+    pub(crate) prefix_len: u32,
+    /// OR of [`method_bit`]s; 0 when the route has no methods.
+    pub(crate) methods: u16,
+    /// Needs [`Matcher::check_fields`] / [`Matcher::match_path`]: has SNIs, sources,
+    /// destinations, headers or a regex path.
+    pub(crate) slow: bool,
+}
+
+impl Head {
+    /// `Some(true)`: accepted on the head alone; `Some(false)`: rejected; `None`: the full
+    /// matcher must decide.
+    pub(crate) fn quick(&self, method_bit: u16) -> Option<bool> {
+        if self.methods != 0 {
+            if self.methods & method_bit == 0 {
+                return Some(false);
+            }
+            if method_bit == CUSTOM_METHOD {
+                return None;
+            }
+        }
+        if self.slow { None } else { Some(true) }
+    }
+}
+
+/// The path condition of a matcher.
+#[derive(Debug)]
+pub(crate) enum PathRule {
+    /// No path configured.
+    Any,
+    /// Prefixes, all of the same length (the split guarantees it).
+    Prefix(Vec<Box<str>>),
+    /// Regexes, tried in configuration order.
+    Regex(Vec<PathRegex>),
+}
+
+/// One accepted header value: compared after lower-casing the request value.
+#[derive(Debug)]
+enum HeaderValueRule {
+    /// ASCII-lower-cased configured value, compared for equality.
+    Exact(Box<str>),
+    /// `~*` value: the ASCII-lower-cased regex, searched unanchored.
+    Regex(Regex),
+}
+
+#[derive(Debug)]
+struct HeaderRule {
+    /// `None` when the configured name is not a valid header name: it never matches.
+    name: Option<HeaderName>,
+    values: Vec<HeaderValueRule>,
+}
+
+impl HeaderRule {
+    /// Any value line of the header matches any accepted value.
+    fn matches(&self, headers: &HeaderMap) -> bool {
+        let Some(name) = &self.name else {
+            return false;
+        };
+        headers.get_all(name).iter().any(|value| {
+            // Kong fails the whole request (404) on a non-UTF-8 value of a header that some route
+            // uses; here only that line fails to match.
+            let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
+                return false;
+            };
+            let lowered = lowercase_value(text);
+            self.values.iter().any(|rule| match rule {
+                HeaderValueRule::Exact(v) => **v == *lowered,
+                HeaderValueRule::Regex(re) => re.is_match(&lowered),
+            })
+        })
+    }
+}
+
+/// Kong lower-cases request header values with Unicode rules before comparing.
+fn lowercase_value(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() {
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(text.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(text)
+        }
+    } else {
+        Cow::Owned(text.to_lowercase())
+    }
+}
+
+/// What a successful path check yields.
+#[derive(Debug)]
+pub(crate) struct PathHit {
+    pub(crate) matched_len: usize,
+    pub(crate) captures: Option<Captures>,
+}
+
+/// A compiled route part.
+#[derive(Debug)]
+pub(crate) struct Matcher {
+    /// Index of the original route in the slice given to `Router::build`.
+    pub(crate) route: usize,
+    pub(crate) id: Uuid,
+    pub(crate) priority: u64,
+    pub(crate) hosts: Vec<HostPattern>,
+    pub(crate) path: PathRule,
+    methods: Vec<Box<str>>,
+    snis: Vec<NamePattern>,
+    /// `None`: no constraint.
+    sources: Option<Vec<NetMatch>>,
+    destinations: Option<Vec<NetMatch>>,
+    headers: Vec<HeaderRule>,
+}
+
+/// Kong drops a whole `sources`/`destinations` condition when one element has neither ip nor
+/// port (its schema forbids that); an empty list is no condition either.
+fn net_rule(list: &[NetMatch]) -> Option<Vec<NetMatch>> {
+    if list.is_empty() || list.iter().any(|n| n.ip.is_none() && n.port.is_none()) {
+        None
+    } else {
+        Some(list.to_vec())
+    }
+}
+
+fn net_matches(list: &[NetMatch], (ip, port): (IpAddr, u16)) -> bool {
+    list.iter()
+        .any(|n| n.ip.is_none_or(|net| net.contains(&ip)) && n.port.is_none_or(|p| p == port))
+}
+
+impl Matcher {
+    /// Compiles one part of route `index`.
+    pub(crate) fn build(
+        index: usize,
+        route: &RouteSpec,
+        part: &Part<'_>,
+    ) -> Result<Self, BuildError> {
+        let path = if part.paths.is_empty() {
+            PathRule::Any
+        } else if part.paths.iter().all(|p| is_regex(p)) {
+            let mut regexes = Vec::with_capacity(part.paths.len());
+            for p in &part.paths {
+                let compiled = compile_path_regex(p).map_err(|reason| BuildError::InvalidPath {
+                    index,
+                    id: route.id,
+                    path: (*p).to_string(),
+                    reason,
+                })?;
+                regexes.push(compiled);
+            }
+            PathRule::Regex(regexes)
+        } else {
+            PathRule::Prefix(part.paths.iter().map(|p| Box::from(*p)).collect())
+        };
+
+        let mut headers = Vec::with_capacity(route.headers.len());
+        for (name, values) in &route.headers {
+            if values.is_empty() {
+                return Err(BuildError::EmptyHeaderValues {
+                    index,
+                    id: route.id,
+                    name: name.clone(),
+                });
+            }
+            let mut rules = Vec::with_capacity(values.len());
+            for value in values {
+                let rule = match value.strip_prefix("~*") {
+                    Some(re) => {
+                        let re = Regex::new(&re.to_ascii_lowercase()).map_err(|e| {
+                            BuildError::InvalidHeaderRegex {
+                                index,
+                                id: route.id,
+                                name: name.clone(),
+                                value: value.clone(),
+                                reason: describe_regex_error(&e),
+                            }
+                        })?;
+                        HeaderValueRule::Regex(re)
+                    }
+                    None => HeaderValueRule::Exact(value.to_ascii_lowercase().into()),
+                };
+                rules.push(rule);
+            }
+            // Kong reads `http.headers.<name>` with dashes and underscores equivalent.
+            let wire_name = name.to_ascii_lowercase().replace('_', "-");
+            headers.push(HeaderRule {
+                name: HeaderName::from_bytes(wire_name.as_bytes()).ok(),
+                values: rules,
+            });
+        }
+
+        Ok(Matcher {
+            route: index,
+            id: part.id,
+            priority: priority(route, &part.paths),
+            hosts: route.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
+            path,
+            methods: route
+                .methods
+                .iter()
+                .map(|m| Box::from(m.as_str()))
+                .collect(),
+            snis: route.snis.iter().map(|s| parse_sni(s)).collect(),
+            sources: net_rule(&route.sources),
+            destinations: net_rule(&route.destinations),
+            headers,
+        })
+    }
+
+    /// The compact form used for the first check of a candidate.
+    pub(crate) fn head(&self) -> Head {
+        let prefix_len = match &self.path {
+            PathRule::Prefix(p) => p.first().map_or(0, |p| p.len()),
+            _ => 0,
+        };
+        Head {
+            route: u32::try_from(self.route).unwrap_or(u32::MAX),
+            prefix_len: u32::try_from(prefix_len).unwrap_or(u32::MAX),
+            methods: self.methods.iter().fold(0, |acc, m| acc | method_bit(m)),
+            slow: !self.snis.is_empty()
+                || self.sources.is_some()
+                || self.destinations.is_some()
+                || !self.headers.is_empty()
+                || matches!(self.path, PathRule::Regex(_)),
+        }
+    }
+
+    /// Every condition except hosts and paths, cheapest first.
+    pub(crate) fn check_fields(&self, ctx: &RequestCtx<'_>) -> bool {
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| **m == *ctx.method) {
+            return false;
+        }
+        // SNIs only constrain https requests (Kong: `net.protocol != "https" || sni ...`).
+        if !self.snis.is_empty() && ctx.https {
+            match ctx.sni {
+                Some(sni) if self.snis.iter().any(|p| p.matches(sni)) => {}
+                _ => return false,
+            }
+        }
+        if let Some(list) = &self.sources
+            && !net_matches(list, ctx.src)
+        {
+            return false;
+        }
+        if let Some(list) = &self.destinations
+            && !net_matches(list, ctx.dst)
+        {
+            return false;
+        }
+        self.headers.iter().all(|h| h.matches(ctx.headers))
+    }
+
+    /// Confirms path entry `sub` (a prefix or regex index) against the normalized path.
+    pub(crate) fn match_path(&self, sub: u32, path: &str) -> Option<PathHit> {
+        let sub = usize::try_from(sub).ok()?;
+        match &self.path {
+            PathRule::Any => Some(PathHit {
+                matched_len: 0,
+                captures: None,
+            }),
+            PathRule::Prefix(prefixes) => {
+                let prefix = prefixes.get(sub)?;
+                path.starts_with(&**prefix).then(|| PathHit {
+                    matched_len: prefix.len(),
+                    captures: None,
+                })
+            }
+            PathRule::Regex(regexes) => {
+                let rx = regexes.get(sub)?;
+                let bytes = path.as_bytes();
+                if !bytes.starts_with(&rx.literal_prefix) {
+                    return None;
+                }
+                if let Some(next) = &rx.next_bytes
+                    && !bytes
+                        .get(rx.literal_prefix.len())
+                        .is_some_and(|&b| next.contains(b))
+                {
+                    return None;
+                }
+                if rx.names.len() > 1 {
+                    // Slots on the stack: a failing candidate does not allocate.
+                    let mut slots: SmallVec<[Option<NonMaxUsize>; 16]> =
+                        smallvec::smallvec![None; rx.slots];
+                    rx.regex.search_slots(&Input::new(path), &mut slots)?;
+                    let span = |i: usize| -> Option<(usize, usize)> {
+                        Some((
+                            slots.get(2 * i).copied()??.get(),
+                            slots.get(2 * i + 1).copied()??.get(),
+                        ))
+                    };
+                    let (start, end) = span(0)?;
+                    // Kong slices the request path by the *length* of the matched text.
+                    return Some(PathHit {
+                        matched_len: end.saturating_sub(start),
+                        captures: Captures::from_spans(
+                            path,
+                            (0..rx.names.len()).map(span),
+                            &rx.names,
+                        ),
+                    });
+                }
+                let found = rx.regex.find(path)?;
+                Some(PathHit {
+                    matched_len: found.len(),
+                    captures: None,
+                })
+            }
+        }
+    }
+}
