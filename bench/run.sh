@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Side-by-side proxy benchmark: Silverback against nginx, nginx+Lua (Kong-style key-auth +
+# rate-limit in Lua) and HAProxy, all with one worker, in front of the same upstream nginx.
+# Uses ../shared/bench (peers.sh, compare.py). Prints req/s, p99, CPU µs per request and ratios.
+#   bench/run.sh [--rounds N] [--duration S] [--connections C]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared=${SILVERBACK_BENCH_SHARED:-$root/../shared/bench}
+work=$(mktemp -d /tmp/silverback-bench.XXXXXX)
+port=19010
+
+need_install=0
+command -v wrk >/dev/null || need_install=1
+command -v haproxy >/dev/null || need_install=1
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need_install=1
+if [ "$need_install" = 1 ]; then
+  bash "$shared/peers.sh" install
+  # The Lua module is sometimes left unpacked by the first install; make sure it is there.
+  [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall libnginx-mod-http-lua >/dev/null
+fi
+
+(cd "$root" && cargo build --release -q -p silverback)
+bash "$shared/peers.sh" stop >/dev/null 2>&1 || true
+bash "$shared/peers.sh" start
+
+cat > "$work/kong.yml" <<YAML
+_format_version: "3.0"
+services:
+- name: bench
+  url: http://127.0.0.1:19000
+  routes:
+  - name: bench
+    paths: [/]
+YAML
+
+SILVERBACK_PREFIX="$work/prefix" \
+SILVERBACK_DATABASE=off \
+SILVERBACK_DECLARATIVE_CONFIG="$work/kong.yml" \
+SILVERBACK_PROXY_LISTEN="127.0.0.1:$port" \
+SILVERBACK_STATUS_LISTEN=off \
+SILVERBACK_WORKER_THREADS=1 \
+SILVERBACK_LOG_LEVEL=error \
+  "$root/target/release/silverback" start &
+sb=$!
+cleanup() {
+  kill "$sb" 2>/dev/null || true
+  wait "$sb" 2>/dev/null || true
+  bash "$shared/peers.sh" stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
+  sleep 0.1
+done
+
+python3 "$shared/compare.py" "$@" "silverback=$sb=http://127.0.0.1:$port/"

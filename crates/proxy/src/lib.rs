@@ -1,0 +1,100 @@
+//! Silverback's data plane.
+//!
+//! - [`snapshot`]: the compiled, immutable form of a config, swapped atomically on changes;
+//! - [`worker`]: thread-per-core event loops accepting client connections (hyper, HTTP/1.1 and
+//!   h2c);
+//! - [`request`]: the life of a proxied request (route → checks → upstream → response);
+//! - [`upstream`]: upstream connections, keepalive pool, timeouts;
+//! - [`error`] / [`response`]: the one place failures become Kong's responses;
+//! - [`status`]: the status API.
+
+pub mod body;
+pub mod error;
+pub mod listener;
+pub mod request;
+pub mod response;
+pub mod snapshot;
+pub mod state;
+pub mod status;
+pub mod upstream;
+pub mod worker;
+
+pub use snapshot::{Snapshot, SnapshotError};
+pub use state::{ProxySettings, Shared};
+
+use silverback_config::Settings;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Bind(#[from] listener::BindError),
+    #[error("cannot start worker thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot create {path}: {source}")]
+    TempDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The running proxy: its workers and the addresses they listen on.
+pub struct Proxy {
+    pub addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Binds every plain proxy listener once per worker and starts the workers.
+    pub fn start(
+        settings: &Settings,
+        shared: Arc<Shared>,
+        grace: Duration,
+    ) -> Result<Proxy, StartError> {
+        let temp = &shared.settings.temp_dir;
+        std::fs::create_dir_all(temp).map_err(|source| StartError::TempDir {
+            path: temp.clone(),
+            source,
+        })?;
+        let workers = settings.worker_threads.max(1);
+        let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        let mut addrs = Vec::new();
+        for l in settings.proxy_listen.iter().filter(|l| !l.ssl) {
+            let socks = listener::bind_reuseport(l.addr, workers, l.backlog.unwrap_or(16384))?;
+            if let Some(first) = socks.first()
+                && let Ok(a) = first.local_addr()
+            {
+                addrs.push(a);
+            }
+            for (i, s) in socks.into_iter().enumerate() {
+                per_worker[i].push(s);
+            }
+        }
+        let (shutdown, rx) = watch::channel(false);
+        let mut handles = Vec::new();
+        for (i, socks) in per_worker.into_iter().enumerate() {
+            let h = worker::spawn(i, socks, shared.clone(), rx.clone(), grace)
+                .map_err(StartError::Thread)?;
+            handles.push(h);
+        }
+        Ok(Proxy {
+            addrs,
+            shutdown,
+            workers: handles,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the grace period) and joins the
+    /// workers.
+    pub fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}

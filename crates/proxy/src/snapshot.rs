@@ -1,0 +1,241 @@
+//! The immutable, compiled form of a config: router, per-route settings, services and
+//! balancers. Built off the request path and swapped in atomically; a request keeps the snapshot
+//! it started with until it ends.
+
+use http::HeaderValue;
+use silverback_balancer::Balancer;
+use silverback_model::entities::{PathHandling, Route, Service};
+use silverback_model::{Config, RowError};
+use silverback_router::{NetMatch, RouteSpec, Router};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Row(#[from] RowError),
+    #[error("cannot compile router: {0}")]
+    Router(#[from] silverback_router::BuildError),
+}
+
+/// Where a service sends its requests.
+#[derive(Debug)]
+pub enum ServiceTarget {
+    /// The service host names an upstream: balance over its targets.
+    Upstream(Arc<Balancer>),
+    /// A host name or IP, resolved by DNS when it is a name.
+    Host,
+}
+
+#[derive(Debug)]
+pub struct CompiledService {
+    pub id: Uuid,
+    pub name: Option<Arc<str>>,
+    pub protocol: Arc<str>,
+    pub host: Arc<str>,
+    pub port: u16,
+    pub path: Option<Arc<str>>,
+    pub retries: u32,
+    pub connect_timeout: Duration,
+    pub write_timeout: Duration,
+    pub read_timeout: Duration,
+    pub target: ServiceTarget,
+    /// The Host header for each target (the service host, or each upstream target), computed
+    /// once per snapshot.
+    pub host_headers: Vec<Option<HeaderValue>>,
+}
+
+impl CompiledService {
+    /// The Host header sent upstream when the route does not preserve the client's: the
+    /// host, with the port unless it is the scheme's default (Kong's `set_host_header`).
+    pub fn host_header(&self, host: &str, port: u16) -> Option<HeaderValue> {
+        let default_port = matches!(
+            (&*self.protocol, port),
+            ("http" | "grpc", 80) | ("https" | "grpcs", 443)
+        );
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let value = if default_port {
+            host
+        } else {
+            format!("{host}:{port}")
+        };
+        HeaderValue::from_str(&value).ok()
+    }
+}
+
+#[derive(Debug)]
+pub struct CompiledRoute {
+    pub id: Uuid,
+    pub name: Option<Arc<str>>,
+    /// Only https (and no http) in protocols: plain requests get 426 or a redirect.
+    pub https_only: bool,
+    pub https_redirect_status_code: u16,
+    pub strip_path: bool,
+    pub preserve_host: bool,
+    pub path_handling: silverback_router::PathHandling,
+    pub request_buffering: bool,
+    pub response_buffering: bool,
+    pub service: Option<Arc<CompiledService>>,
+}
+
+/// Counts snapshots so each has its own version (cache keys include it).
+static VERSIONS: AtomicU64 = AtomicU64::new(1);
+
+pub struct Snapshot {
+    pub version: u64,
+    pub config: Arc<Config>,
+    pub router: Router,
+    /// Indexed like the router's route specs.
+    pub routes: Vec<CompiledRoute>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("version", &self.version)
+            .field("hash", &self.config.hash())
+            .field("routes", &self.routes.len())
+            .finish()
+    }
+}
+
+impl Snapshot {
+    /// Compiles a config. Routes of disabled services and stream routes are left out of the
+    /// HTTP router, as in Kong.
+    pub fn build(config: Arc<Config>) -> Result<Snapshot, SnapshotError> {
+        let targets = config.targets()?;
+        let mut balancers: HashMap<String, Arc<Balancer>> = HashMap::new();
+        for upstream in config.upstreams()? {
+            let own: Vec<_> = targets
+                .iter()
+                .filter(|t| t.upstream.id == upstream.id)
+                .collect();
+            balancers.insert(
+                upstream.name.to_ascii_lowercase(),
+                Arc::new(Balancer::new(&upstream, &own)),
+            );
+        }
+        let mut services: HashMap<Uuid, (bool, Arc<CompiledService>)> = HashMap::new();
+        for s in config.services()? {
+            let enabled = s.enabled;
+            services.insert(s.id, (enabled, Arc::new(compile_service(s, &balancers))));
+        }
+        let mut specs = Vec::new();
+        let mut routes = Vec::new();
+        for r in config.routes()? {
+            if r.is_stream() {
+                continue;
+            }
+            let service = match r.service {
+                Some(fk) => match services.get(&fk.id) {
+                    Some((true, s)) => Some(s.clone()),
+                    // A disabled service takes its routes out of the router.
+                    _ => continue,
+                },
+                None => None,
+            };
+            specs.push(route_spec(&r));
+            routes.push(compile_route(r, service));
+        }
+        let router = Router::build(&specs)?;
+        Ok(Snapshot {
+            version: VERSIONS.fetch_add(1, Ordering::Relaxed),
+            config,
+            router,
+            routes,
+        })
+    }
+
+    pub fn empty() -> Snapshot {
+        // An empty config always compiles.
+        match Snapshot::build(Arc::new(Config::empty())) {
+            Ok(s) => s,
+            Err(e) => unreachable!("empty config failed to compile: {e}"),
+        }
+    }
+}
+
+fn compile_service(s: Service, balancers: &HashMap<String, Arc<Balancer>>) -> CompiledService {
+    let target = match balancers.get(&s.host.to_ascii_lowercase()) {
+        Some(b) => ServiceTarget::Upstream(b.clone()),
+        None => ServiceTarget::Host,
+    };
+    let mut svc = CompiledService {
+        id: s.id,
+        name: s.name.map(Into::into),
+        protocol: s.protocol.into(),
+        host: s.host.into(),
+        port: s.port,
+        path: s.path.map(Into::into),
+        retries: s.retries,
+        connect_timeout: Duration::from_millis(s.connect_timeout),
+        write_timeout: Duration::from_millis(s.write_timeout),
+        read_timeout: Duration::from_millis(s.read_timeout),
+        target,
+        host_headers: Vec::new(),
+    };
+    svc.host_headers = match &svc.target {
+        ServiceTarget::Upstream(b) => b
+            .targets()
+            .iter()
+            .map(|t| match &b.host_header {
+                Some(h) => HeaderValue::from_str(h).ok(),
+                None => svc.host_header(&t.host, t.port),
+            })
+            .collect(),
+        ServiceTarget::Host => vec![svc.host_header(&svc.host, svc.port)],
+    };
+    svc
+}
+
+fn route_spec(r: &Route) -> RouteSpec {
+    let nets = |v: &Option<Vec<silverback_model::entities::NetEndpoint>>| -> Vec<NetMatch> {
+        v.iter()
+            .flatten()
+            .map(|n| NetMatch {
+                ip: n.ip.as_deref().and_then(|ip| {
+                    ip.parse::<ipnet::IpNet>()
+                        .ok()
+                        .or_else(|| ip.parse::<std::net::IpAddr>().ok().map(Into::into))
+                }),
+                port: n.port,
+            })
+            .collect()
+    };
+    RouteSpec {
+        id: r.id,
+        methods: r.methods.clone().unwrap_or_default(),
+        hosts: r.hosts.clone().unwrap_or_default(),
+        paths: r.paths.clone().unwrap_or_default(),
+        headers: r.headers.clone().unwrap_or_default().into_iter().collect(),
+        snis: r.snis.clone().unwrap_or_default(),
+        sources: nets(&r.sources),
+        destinations: nets(&r.destinations),
+        regex_priority: r.regex_priority,
+    }
+}
+
+fn compile_route(r: Route, service: Option<Arc<CompiledService>>) -> CompiledRoute {
+    CompiledRoute {
+        id: r.id,
+        https_only: r.has_protocol("https") && !r.has_protocol("http"),
+        https_redirect_status_code: r.https_redirect_status_code,
+        strip_path: r.strip_path,
+        preserve_host: r.preserve_host,
+        path_handling: match r.path_handling {
+            PathHandling::V0 => silverback_router::PathHandling::V0,
+            PathHandling::V1 => silverback_router::PathHandling::V1,
+        },
+        request_buffering: r.request_buffering,
+        response_buffering: r.response_buffering,
+        name: r.name.map(Into::into),
+        service,
+    }
+}

@@ -1,0 +1,140 @@
+//! State shared by every worker: the current snapshot, the proxy's settings and counters.
+
+use crate::request::forwarded::Trust;
+use crate::snapshot::Snapshot;
+use crate::upstream::pool::Limits;
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use silverback_balancer::Dns;
+use silverback_config::{HeaderSet, Settings};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Version string in Via and Server headers.
+pub const SERVER_TOKEN: &str = concat!("silverback/", env!("CARGO_PKG_VERSION"));
+
+/// The settings the request path reads, parsed once.
+#[derive(Debug)]
+pub struct ProxySettings {
+    pub trust: Trust,
+    pub headers: HeaderSet,
+    pub headers_upstream: HeaderSet,
+    pub keepalive: Limits,
+    pub client_body_buffer_size: usize,
+    pub client_max_body_size: u64,
+    pub error_default_type: &'static str,
+    /// Where large request bodies are spilled.
+    pub temp_dir: PathBuf,
+    pub server: HeaderValue,
+    pub via_h1: HeaderValue,
+    pub via_h2: HeaderValue,
+}
+
+impl ProxySettings {
+    pub fn from_settings(s: &Settings) -> Self {
+        ProxySettings {
+            trust: Trust {
+                trusted_ips: s.trusted_ips.clone(),
+                real_ip_header: s.real_ip_header.to_ascii_lowercase(),
+                real_ip_recursive: s.real_ip_recursive,
+            },
+            headers: s.headers,
+            headers_upstream: s.headers_upstream,
+            keepalive: Limits {
+                pool_size: s.upstream_keepalive_pool_size,
+                max_requests: s.upstream_keepalive_max_requests,
+                idle_timeout: Duration::from_secs(s.upstream_keepalive_idle_timeout),
+            },
+            client_body_buffer_size: s.client_body_buffer_size as usize,
+            client_max_body_size: s.client_max_body_size,
+            error_default_type: crate::response::default_type(&s.error_default_type),
+            temp_dir: s.prefixed("client_body_temp"),
+            server: HeaderValue::from_static(SERVER_TOKEN),
+            via_h1: HeaderValue::from_static(concat!("1.1 silverback/", env!("CARGO_PKG_VERSION"))),
+            via_h2: HeaderValue::from_static(concat!("2 silverback/", env!("CARGO_PKG_VERSION"))),
+        }
+    }
+}
+
+/// Counters of one worker, padded so workers never share a cache line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct WorkerStats {
+    pub accepted: AtomicU64,
+    pub active: AtomicI64,
+    pub requests: AtomicU64,
+    pub in_flight: AtomicI64,
+}
+
+/// Totals over all workers, as the status API reports them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StatsTotals {
+    pub accepted: u64,
+    pub active: i64,
+    pub requests: u64,
+    pub in_flight: i64,
+}
+
+pub struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    pub settings: ProxySettings,
+    pub dns: Dns,
+    workers: Box<[WorkerStats]>,
+    ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("snapshot", &self.snapshot.load())
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}
+
+impl Shared {
+    pub fn new(settings: ProxySettings, dns: Dns, workers: usize) -> Arc<Self> {
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(Snapshot::empty()),
+            settings,
+            dns,
+            workers: (0..workers.max(1))
+                .map(|_| WorkerStats::default())
+                .collect(),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// The snapshot a new request runs on; it keeps it until the request ends.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Swaps in a new snapshot; requests in flight finish on their old one.
+    pub fn install(&self, snap: Snapshot) {
+        self.snapshot.store(Arc::new(snap));
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Whether a first config has been loaded.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn worker(&self, i: usize) -> &WorkerStats {
+        &self.workers[i % self.workers.len()]
+    }
+
+    pub fn totals(&self) -> StatsTotals {
+        let mut t = StatsTotals::default();
+        for w in self.workers.iter() {
+            t.accepted += w.accepted.load(Ordering::Relaxed);
+            t.active += w.active.load(Ordering::Relaxed);
+            t.requests += w.requests.load(Ordering::Relaxed);
+            t.in_flight += w.in_flight.load(Ordering::Relaxed);
+        }
+        t
+    }
+}

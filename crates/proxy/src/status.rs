@@ -1,0 +1,89 @@
+//! The status API (Kong's `status_listen`): `/status` and `/status/ready`.
+
+use crate::state::Shared;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Serves the status API on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "status listener accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(route(&req, &shared)) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"message": "Method not allowed"}),
+        );
+    }
+    match req.uri().path().trim_end_matches('/') {
+        "/status" => json_response(StatusCode::OK, status_body(shared)),
+        "/status/ready" => {
+            if shared.is_ready() {
+                json_response(StatusCode::OK, json!({"message": "ready"}))
+            } else {
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"message": "no configuration available (empty configuration present)"}),
+                )
+            }
+        }
+        _ => json_response(StatusCode::NOT_FOUND, json!({"message": "Not found"})),
+    }
+}
+
+/// Kong's `/status` body.
+pub fn status_body(shared: &Shared) -> serde_json::Value {
+    let t = shared.totals();
+    let snapshot = shared.snapshot();
+    let writing = t.in_flight.max(0);
+    json!({
+        "server": {
+            "connections_accepted": t.accepted,
+            "connections_handled": t.accepted,
+            "connections_active": t.active.max(0),
+            "connections_reading": 0,
+            "connections_writing": writing,
+            "connections_waiting": (t.active - writing).max(0),
+            "total_requests": t.requests,
+        },
+        "configuration_hash": snapshot.config.hash(),
+    })
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}

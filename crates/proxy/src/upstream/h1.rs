@@ -1,0 +1,745 @@
+//! A lean HTTP/1.1 client for upstream requests.
+//!
+//! The request is written and the response read inside the request's own task: no connection
+//! task, no channels between them (hyper's client needs both), and a small response that arrived
+//! with its head is answered without another read. The response body is decoded as the client
+//! reads it and the connection goes back to the pool at its end.
+
+use super::pool::{self, Limits, PoolKey};
+use super::{AttemptError, Timeouts};
+use crate::body::{BoxError, RequestBody};
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderName, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+
+/// Largest response head accepted (nginx's proxy_buffer_size is far smaller).
+const MAX_HEAD: usize = 128 * 1024;
+/// Read size for the response.
+const READ_CHUNK: usize = 16 * 1024;
+/// Responses up to this size are read whole before answering (nginx's proxy buffers), so the
+/// upstream connection returns to the pool at once.
+pub const SMALL_BODY: u64 = 64 * 1024;
+
+/// An upstream connection with its read buffer.
+pub struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+    head: Vec<u8>,
+    /// Requests sent on it so far.
+    pub uses: u64,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("uses", &self.uses).finish()
+    }
+}
+
+impl Conn {
+    pub async fn connect(
+        addr: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> Result<Conn, AttemptError> {
+        let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Err(_) => return Err(AttemptError::ConnectTimeout),
+            Ok(Err(e)) => return Err(AttemptError::Connect(e)),
+            Ok(Ok(s)) => s,
+        };
+        let _ = io.set_nodelay(true);
+        Ok(Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            head: Vec::with_capacity(1024),
+            uses: 0,
+        })
+    }
+
+    /// Whether an idle connection can carry another request. Nothing may have arrived on it
+    /// while idle: readable means the upstream closed it (or sent garbage). When the event loop
+    /// has seen no event, this costs no system call.
+    pub fn is_reusable(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+}
+
+/// The request line and headers to send.
+pub struct Head<'a> {
+    pub method: &'a Method,
+    /// Origin-form target: path and query.
+    pub target: &'a str,
+    pub host: Option<&'a HeaderValue>,
+    pub headers: &'a HeaderMap,
+}
+
+/// How the response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes the connection.
+    Close,
+}
+
+/// A response head and its body.
+pub struct Response {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: ResponseBody,
+}
+
+/// The response body: already complete (small bodies) or read as the client goes.
+pub enum ResponseBody {
+    Complete(Bytes),
+    Stream(H1Body),
+}
+
+/// Sends the request and reads the response head. `sent` in the error tells whether any of the
+/// request may have reached the upstream.
+pub async fn round_trip(
+    mut conn: Conn,
+    reused: bool,
+    key: &PoolKey,
+    limits: &Limits,
+    t: &Timeouts,
+    head: Head<'_>,
+    body: RequestBody,
+) -> Result<Response, (AttemptError, bool)> {
+    conn.uses += 1;
+    let head_only = *head.method == Method::HEAD;
+    let chunked = encode_head(&mut conn.head, &head, &body);
+    if let Err(e) = write_request(&mut conn, body, chunked, t).await {
+        // A reused connection that fails while writing was closed by the upstream before it
+        // could read anything.
+        return Err((e, !reused));
+    }
+    let deadline = Instant::now() + t.read;
+    let (status, version, headers) = loop {
+        let parsed = read_head(&mut conn, deadline)
+            .await
+            .map_err(|e| (e, true))?;
+        // Interim responses (100 Continue, 103 Early Hints) are not relayed.
+        if parsed.0.is_informational() && parsed.0 != StatusCode::SWITCHING_PROTOCOLS {
+            continue;
+        }
+        break parsed;
+    };
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err((
+            AttemptError::Upstream("protocol upgrade is not supported on this route".into()),
+            true,
+        ));
+    }
+    let framing = framing(status, &headers, head_only).map_err(|e| (e, true))?;
+    let keep_alive = framing != Framing::Close && keeps_alive(version, &headers);
+    let mut body = H1Body {
+        conn: Some(conn),
+        framing,
+        remaining: match framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        },
+        chunk: ChunkState::Size,
+        keep_alive,
+        key: key.clone(),
+        limits: *limits,
+        read_timeout: t.read,
+        timer: None,
+        done: false,
+    };
+    if let Framing::Length(n) = framing
+        && n <= SMALL_BODY
+    {
+        let bytes = body.read_whole(n, deadline).await.map_err(|e| (e, true))?;
+        return Ok(Response {
+            status,
+            version,
+            headers,
+            body: ResponseBody::Complete(bytes),
+        });
+    }
+    Ok(Response {
+        status,
+        version,
+        headers,
+        body: ResponseBody::Stream(body),
+    })
+}
+
+/// Serializes the request head; returns whether the body goes out chunked.
+fn encode_head(out: &mut Vec<u8>, head: &Head<'_>, body: &RequestBody) -> bool {
+    out.clear();
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(head.target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = head.host {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in head.headers {
+        if name == HOST && head.host.is_some() {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let chunked =
+        matches!(body, RequestBody::Stream(_)) && !head.headers.contains_key(CONTENT_LENGTH);
+    if chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    chunked
+}
+
+async fn write_request(
+    conn: &mut Conn,
+    body: RequestBody,
+    chunked: bool,
+    t: &Timeouts,
+) -> Result<(), AttemptError> {
+    let Conn { io, head, .. } = conn;
+    match body {
+        RequestBody::Empty => write_all(io, &[head], t.write).await,
+        RequestBody::Full(b) => {
+            let b = b.unwrap_or_default();
+            write_all(io, &[head, &b], t.write).await
+        }
+        mut streaming => {
+            write_all(io, &[head], t.write).await?;
+            use http_body_util::BodyExt;
+            loop {
+                let frame = match tokio::time::timeout(t.write, streaming.frame()).await {
+                    Err(_) => return Err(AttemptError::Timeout { write: true }),
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => return Err(AttemptError::ClientBody(e.to_string())),
+                    Ok(Some(Ok(f))) => f,
+                };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if chunked {
+                    let size = format!("{:x}\r\n", data.len());
+                    write_all(io, &[size.as_bytes(), &data, b"\r\n"], t.write).await?;
+                } else {
+                    write_all(io, &[&data], t.write).await?;
+                }
+            }
+            if chunked {
+                write_all(io, &[b"0\r\n\r\n"], t.write).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes all slices; tries without waiting first, so the usual case needs no timer.
+async fn write_all(
+    io: &mut TcpStream,
+    parts: &[&[u8]],
+    timeout: Duration,
+) -> Result<(), AttemptError> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut written = 0;
+    {
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        match io.try_write_vectored(&slices) {
+            Ok(n) => written = n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(AttemptError::Io(e)),
+        }
+    }
+    if written == total {
+        return Ok(());
+    }
+    let rest = async {
+        let mut skip = written;
+        for p in parts {
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            io.write_all(&p[skip..]).await?;
+            skip = 0;
+        }
+        io::Result::Ok(())
+    };
+    match tokio::time::timeout(timeout, rest).await {
+        Err(_) => Err(AttemptError::Timeout { write: true }),
+        Ok(Err(e)) => Err(AttemptError::Io(e)),
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
+/// Reads into the connection buffer; `Ok(0)` at end of stream.
+async fn read_more(conn: &mut Conn, deadline: Instant) -> Result<usize, AttemptError> {
+    conn.buf.reserve(READ_CHUNK);
+    match conn.io.try_read_buf(&mut conn.buf) {
+        Ok(n) => return Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(AttemptError::Io(e)),
+    }
+    use tokio::io::AsyncReadExt;
+    match tokio::time::timeout_at(deadline.into(), conn.io.read_buf(&mut conn.buf)).await {
+        Err(_) => Err(AttemptError::Timeout { write: false }),
+        Ok(Err(e)) => Err(AttemptError::Io(e)),
+        Ok(Ok(n)) => Ok(n),
+    }
+}
+
+async fn read_head(
+    conn: &mut Conn,
+    deadline: Instant,
+) -> Result<(StatusCode, Version, HeaderMap), AttemptError> {
+    loop {
+        if !conn.buf.is_empty()
+            && let Some(parsed) = parse_head(&mut conn.buf)?
+        {
+            return Ok(parsed);
+        }
+        if conn.buf.len() > MAX_HEAD {
+            return Err(AttemptError::Upstream("response head too large".into()));
+        }
+        if read_more(conn, deadline).await? == 0 {
+            return Err(AttemptError::Upstream(if conn.buf.is_empty() {
+                "upstream closed the connection without a response".into()
+            } else {
+                "upstream closed the connection in the response head".into()
+            }));
+        }
+    }
+}
+
+/// Parses a complete head at the start of `buf` and removes it; `None` when incomplete.
+fn parse_head(
+    buf: &mut BytesMut,
+) -> Result<Option<(StatusCode, Version, HeaderMap)>, AttemptError> {
+    let mut storage = [httparse::EMPTY_HEADER; 100];
+    let mut resp = httparse::Response::new(&mut storage);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            return Err(AttemptError::Upstream(format!(
+                "invalid response head: {e}"
+            )));
+        }
+    };
+    let status = StatusCode::from_u16(resp.code.unwrap_or(0))
+        .map_err(|_| AttemptError::Upstream("invalid status code".into()))?;
+    let version = if resp.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    // Header values are kept as slices of the head's bytes (no copy).
+    let base = buf.as_ptr() as usize;
+    let spans: Vec<(usize, usize, usize, usize)> = resp
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.as_ptr() as usize - base,
+                h.name.len(),
+                h.value.as_ptr() as usize - base,
+                h.value.len(),
+            )
+        })
+        .collect();
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (ns, nl, vs, vl) in spans {
+        let name = HeaderName::from_bytes(&head[ns..ns + nl])
+            .map_err(|_| AttemptError::Upstream("invalid header name".into()))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
+            .map_err(|_| AttemptError::Upstream("invalid header value".into()))?;
+        headers.append(name, value);
+    }
+    Ok(Some((status, version, headers)))
+}
+
+fn framing(
+    status: StatusCode,
+    headers: &HeaderMap,
+    head_only: bool,
+) -> Result<Framing, AttemptError> {
+    if head_only
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational()
+    {
+        return Ok(Framing::Length(0));
+    }
+    if let Some(te) = headers.get(TRANSFER_ENCODING) {
+        let last = te
+            .to_str()
+            .unwrap_or_default()
+            .rsplit(',')
+            .next()
+            .unwrap_or_default()
+            .trim();
+        return Ok(if last.eq_ignore_ascii_case("chunked") {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        });
+    }
+    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
+    if let Some(first) = lengths.next() {
+        let n: u64 = first
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| AttemptError::Upstream("invalid Content-Length".into()))?;
+        if lengths.any(|v| v != first) {
+            return Err(AttemptError::Upstream("conflicting Content-Length".into()));
+        }
+        return Ok(Framing::Length(n));
+    }
+    Ok(Framing::Close)
+}
+
+fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token: &str| {
+        headers.get_all(CONNECTION).iter().any(|v| {
+            v.to_str()
+                .unwrap_or_default()
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
+    };
+    if version == Version::HTTP_10 {
+        has("keep-alive")
+    } else {
+        !has("close")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    Size,
+    Data,
+    DataEnd,
+    Trailers,
+}
+
+/// A response body read from the upstream connection as the client consumes it.
+pub struct H1Body {
+    conn: Option<Conn>,
+    framing: Framing,
+    /// Bytes left: of the whole body (Length) or of the current chunk (Chunked).
+    remaining: u64,
+    chunk: ChunkState,
+    keep_alive: bool,
+    key: PoolKey,
+    limits: Limits,
+    read_timeout: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl H1Body {
+    /// Reads a body of known small length entirely, then releases the connection.
+    async fn read_whole(&mut self, n: u64, deadline: Instant) -> Result<Bytes, AttemptError> {
+        let n = n as usize;
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(Bytes::new());
+        };
+        while conn.buf.len() < n {
+            if read_more(conn, deadline).await? == 0 {
+                return Err(AttemptError::Upstream(
+                    "upstream closed the connection in the body".into(),
+                ));
+            }
+        }
+        let bytes = conn.buf.split_to(n).freeze();
+        self.remaining = 0;
+        self.finish();
+        Ok(bytes)
+    }
+
+    /// The body is over: a clean keep-alive connection goes back to the pool.
+    fn finish(&mut self) {
+        self.done = true;
+        if let Some(conn) = self.conn.take()
+            && self.keep_alive
+            && conn.buf.is_empty()
+        {
+            pool::checkin(self.key.clone(), conn, &self.limits);
+        }
+    }
+
+    /// Decodes what is buffered; `None` when more input is needed.
+    fn decode(&mut self) -> Result<Option<Option<Bytes>>, BoxError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(Some(None));
+        };
+        let buf = &mut conn.buf;
+        match self.framing {
+            Framing::Length(_) => {
+                if self.remaining == 0 {
+                    return Ok(Some(None));
+                }
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                let take = (self.remaining.min(buf.len() as u64)) as usize;
+                self.remaining -= take as u64;
+                Ok(Some(Some(buf.split_to(take).freeze())))
+            }
+            Framing::Close => {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some(Some(buf.split().freeze())))
+            }
+            Framing::Chunked => loop {
+                match self.chunk {
+                    ChunkState::Size => match httparse::parse_chunk_size(buf) {
+                        Ok(httparse::Status::Complete((used, size))) => {
+                            buf.advance(used);
+                            if size == 0 {
+                                self.chunk = ChunkState::Trailers;
+                            } else {
+                                self.remaining = size;
+                                self.chunk = ChunkState::Data;
+                            }
+                        }
+                        Ok(httparse::Status::Partial) => return Ok(None),
+                        Err(_) => return Err("invalid chunk size from upstream".into()),
+                    },
+                    ChunkState::Data => {
+                        if buf.is_empty() {
+                            return Ok(None);
+                        }
+                        let take = (self.remaining.min(buf.len() as u64)) as usize;
+                        self.remaining -= take as u64;
+                        if self.remaining == 0 {
+                            self.chunk = ChunkState::DataEnd;
+                        }
+                        return Ok(Some(Some(buf.split_to(take).freeze())));
+                    }
+                    ChunkState::DataEnd => {
+                        if buf.len() < 2 {
+                            return Ok(None);
+                        }
+                        if &buf[..2] != b"\r\n" {
+                            return Err("invalid chunk end from upstream".into());
+                        }
+                        buf.advance(2);
+                        self.chunk = ChunkState::Size;
+                    }
+                    ChunkState::Trailers => {
+                        // Trailer fields end with an empty line; they are not relayed.
+                        match memchr::memmem::find(buf, b"\r\n") {
+                            Some(0) => {
+                                buf.advance(2);
+                                return Ok(Some(None));
+                            }
+                            Some(i) => buf.advance(i + 2),
+                            None => return Ok(None),
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+impl Body for H1Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match this.decode() {
+                Err(e) => {
+                    this.conn = None;
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Ok(Some(Some(data))) => {
+                    this.timer = None;
+                    if matches!(this.framing, Framing::Length(_)) && this.remaining == 0 {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Some(None)) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+            }
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            conn.buf.reserve(READ_CHUNK);
+            let n = match conn.io.try_read_buf(&mut conn.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match conn.io.poll_read_ready(cx) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => {
+                            this.conn = None;
+                            this.done = true;
+                            return Poll::Ready(Some(Err(e.into())));
+                        }
+                        Poll::Pending => {}
+                    }
+                    let timeout = this.read_timeout;
+                    let timer = this
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    if timer.as_mut().poll(cx).is_ready() {
+                        this.conn = None;
+                        this.done = true;
+                        return Poll::Ready(Some(
+                            Err("upstream timed out sending the body".into()),
+                        ));
+                    }
+                    return Poll::Pending;
+                }
+                Err(e) => {
+                    this.conn = None;
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+            };
+            if n == 0 {
+                this.done = true;
+                this.conn = None;
+                return match this.framing {
+                    // A close-delimited body ends when the upstream closes.
+                    Framing::Close => Poll::Ready(None),
+                    _ => Poll::Ready(Some(Err(
+                        "upstream closed the connection in the body".into()
+                    ))),
+                };
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(_) => SizeHint::with_exact(self.remaining),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+use std::future::Future;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_head_without_copying_values() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nX-A: 2\r\n\r\nhello"[..],
+        );
+        let (status, version, headers) = parse_head(&mut buf).unwrap().unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(version, Version::HTTP_11);
+        assert_eq!(headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(&buf[..], b"hello");
+        assert_eq!(
+            framing(status, &headers, false).unwrap(),
+            Framing::Length(5)
+        );
+        let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-"[..]);
+        assert!(parse_head(&mut partial).unwrap().is_none());
+    }
+
+    #[test]
+    fn framing_rules() {
+        let mut h = HeaderMap::new();
+        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("gzip, chunked"));
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
+        assert_eq!(
+            framing(StatusCode::OK, &h, false).unwrap(),
+            Framing::Chunked
+        );
+        assert_eq!(
+            framing(StatusCode::OK, &h, true).unwrap(),
+            Framing::Length(0)
+        );
+        assert_eq!(
+            framing(StatusCode::NOT_MODIFIED, &h, false).unwrap(),
+            Framing::Length(0)
+        );
+        assert_eq!(
+            framing(StatusCode::OK, &HeaderMap::new(), false).unwrap(),
+            Framing::Close
+        );
+        let mut bad = HeaderMap::new();
+        bad.append(CONTENT_LENGTH, HeaderValue::from_static("1"));
+        bad.append(CONTENT_LENGTH, HeaderValue::from_static("2"));
+        assert!(framing(StatusCode::OK, &bad, false).is_err());
+        let mut close = HeaderMap::new();
+        close.insert(CONNECTION, HeaderValue::from_static("Close"));
+        assert!(!keeps_alive(Version::HTTP_11, &close));
+        assert!(keeps_alive(Version::HTTP_11, &HeaderMap::new()));
+        assert!(!keeps_alive(Version::HTTP_10, &HeaderMap::new()));
+    }
+
+    #[test]
+    fn encodes_head_with_host_first() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("client.example"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        let host = HeaderValue::from_static("upstream:8080");
+        let head = Head {
+            method: &Method::GET,
+            target: "/p?q=1",
+            host: Some(&host),
+            headers: &h,
+        };
+        let mut out = Vec::new();
+        let chunked = encode_head(&mut out, &head, &RequestBody::Empty);
+        assert!(!chunked);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /p?q=1 HTTP/1.1\r\nhost: upstream:8080\r\nx-a: 1\r\n\r\n"
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! Proxy workers: one OS thread per worker, each with its own single-threaded event loop and its
+//! own listening sockets (thread-per-core, like nginx workers). Nothing on the request path is
+//! shared between workers except the read-only snapshot.
+
+use crate::request::{ConnInfo, handle};
+use crate::state::Shared;
+use crate::upstream::pool;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::LocalSet;
+
+/// How long an idle client connection is kept between requests.
+const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often idle upstream connections past their timeout are closed.
+const POOL_SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs h2 stream tasks on the worker's own thread.
+#[derive(Clone, Copy, Debug)]
+struct LocalExec;
+
+impl<F> hyper::rt::Executor<F> for LocalExec
+where
+    F: Future + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::task::spawn_local(fut);
+    }
+}
+
+/// Starts a worker thread serving the given listeners until `shutdown` turns true; in-flight
+/// connections then get `grace` to finish.
+pub fn spawn(
+    index: usize,
+    listeners: Vec<std::net::TcpListener>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("silverback-worker-{index}"))
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start worker runtime");
+                    return;
+                }
+            };
+            let local = LocalSet::new();
+            local.block_on(&rt, run(index, listeners, shared, shutdown, grace));
+        })
+}
+
+async fn run(
+    index: usize,
+    listeners: Vec<std::net::TcpListener>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let (conns_done_tx, mut conns_done) = watch::channel(());
+    for std_listener in listeners {
+        let listener = match TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot use listening socket");
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let done = conns_done_tx.clone();
+        tokio::task::spawn_local(accept_loop(index, listener, shared, shutdown, done));
+    }
+    drop(conns_done_tx);
+    let limits = shared.settings.keepalive;
+    tokio::task::spawn_local(async move {
+        let mut tick = tokio::time::interval(POOL_SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            pool::sweep(&limits);
+        }
+    });
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    // Every accept loop and connection holds a sender; wait for all of them to go, within grace.
+    let _ =
+        tokio::time::timeout(grace, async { while conns_done.changed().await.is_ok() {} }).await;
+}
+
+async fn accept_loop(
+    index: usize,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    done: watch::Sender<()>,
+) {
+    let local = listener.local_addr().ok();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let local = stream.local_addr().ok().or(local);
+        let Some(local) = local else { continue };
+        let stats = shared.worker(index);
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.active.fetch_add(1, Ordering::Relaxed);
+        let info = Arc::new(ConnInfo::new(shared.clone(), index, peer, local));
+        let shutdown = shutdown.clone();
+        let done = done.clone();
+        tokio::task::spawn_local(async move {
+            serve(stream, info.clone(), shutdown).await;
+            info.shared
+                .worker(index)
+                .active
+                .fetch_sub(1, Ordering::Relaxed);
+            drop(done);
+        });
+    }
+}
+
+async fn serve(stream: TcpStream, info: Arc<ConnInfo>, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let peer: SocketAddr = info.peer;
+    let svc = service_fn(move |req| handle(req, info.clone()));
+    let mut builder = auto::Builder::new(LocalExec);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(CLIENT_IDLE_TIMEOUT)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.wait_for(|s| *s) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
+}

@@ -1,0 +1,238 @@
+//! A scriptable upstream server for the tests. Behaviour is chosen by the request path:
+//! `.../status/<code>` answers that status, `.../delay/<ms>` waits first, `.../hang` never
+//! answers, `.../big/<n>` streams n bytes, `.../sink` counts the body without keeping it; any
+//! other path echoes the request back as JSON.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// What the echo endpoint saw.
+#[derive(Debug, Deserialize)]
+pub struct Echo {
+    pub method: String,
+    /// Path and query as received.
+    pub uri: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub body_len: usize,
+    pub version: String,
+    pub upstream: String,
+}
+
+impl Echo {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub hits: Arc<AtomicUsize>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// Starts on an ephemeral loopback port.
+    pub fn start(name: &str) -> Upstream {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), name)
+    }
+
+    pub fn start_on(addr: SocketAddr, name: &str) -> Upstream {
+        let std_listener = std::net::TcpListener::bind(addr).unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let name_s = name.to_string();
+        let hits_c = hits.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                loop {
+                    let (stream, _) = tokio::select! {
+                        r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+                        _ = &mut rx => break,
+                    };
+                    let name = name_s.clone();
+                    let hits = hits_c.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| {
+                            hits.fetch_add(1, Ordering::Relaxed);
+                            respond(req, name.clone())
+                        });
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        Upstream {
+            addr,
+            name: name.to_string(),
+            hits,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+fn segment_after<'a>(path: &'a str, key: &str) -> Option<&'a str> {
+    let idx = path.find(key)?;
+    path[idx + key.len()..].split(['/', '?']).next()
+}
+
+async fn respond(req: Request<Incoming>, name: String) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    if let Some(ms) = segment_after(&path, "/delay/").and_then(|s| s.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if path.contains("/hang") {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if let Some(n) = segment_after(&path, "/big/").and_then(|s| s.parse::<u64>().ok()) {
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let chunks = n / chunk.len() as u64;
+        let rest = (n % chunk.len() as u64) as usize;
+        let stream = futures_stream(chunk, chunks, rest);
+        let mut resp = Response::new(StreamBody::new(stream).boxed());
+        resp.headers_mut()
+            .insert("content-length", n.to_string().parse().unwrap());
+        resp.headers_mut()
+            .insert("x-upstream-name", name.parse().unwrap());
+        return Ok(resp);
+    }
+    if path.contains("/sink") {
+        let mut body = req.into_body();
+        let mut n: u64 = 0;
+        while let Some(Ok(f)) = body.frame().await {
+            if let Ok(d) = f.into_data() {
+                n += d.len() as u64;
+            }
+        }
+        let mut resp = Response::new(full(format!("{{\"received\":{n}}}")));
+        resp.headers_mut()
+            .insert("x-upstream-name", name.parse().unwrap());
+        return Ok(resp);
+    }
+    let status = segment_after(&path, "/status/")
+        .and_then(|s| s.parse::<u16>().ok())
+        .unwrap_or(200);
+    let method = req.method().to_string();
+    let uri = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let version = format!("{:?}", req.version());
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in req.headers() {
+        let v = v.to_str().unwrap_or("<bin>").to_string();
+        headers
+            .entry(k.as_str().to_string())
+            .and_modify(|e| {
+                e.push_str(", ");
+                e.push_str(&v)
+            })
+            .or_insert(v);
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let echo = serde_json::json!({
+        "method": method,
+        "uri": uri,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body[..body.len().min(4096)]),
+        "body_len": body.len(),
+        "version": version,
+        "upstream": name,
+    });
+    let mut resp = Response::new(full(echo.to_string()));
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+    let h = resp.headers_mut();
+    h.insert("content-type", "application/json".parse().unwrap());
+    h.insert("x-upstream-name", name.parse().unwrap());
+    h.insert("connection", "keep-alive, x-hop".parse().unwrap());
+    h.insert("x-hop", "must-not-reach-client".parse().unwrap());
+    h.insert("keep-alive", "timeout=60".parse().unwrap());
+    Ok(resp)
+}
+
+fn futures_stream(
+    chunk: Bytes,
+    chunks: u64,
+    rest: usize,
+) -> impl futures_core::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send {
+    struct S {
+        chunk: Bytes,
+        left: u64,
+        rest: usize,
+    }
+    impl futures_core::Stream for S {
+        type Item = Result<Frame<Bytes>, Infallible>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            if self.left > 0 {
+                self.left -= 1;
+                return std::task::Poll::Ready(Some(Ok(Frame::data(self.chunk.clone()))));
+            }
+            if self.rest > 0 {
+                let r = self.chunk.slice(..self.rest);
+                self.rest = 0;
+                return std::task::Poll::Ready(Some(Ok(Frame::data(r))));
+            }
+            std::task::Poll::Ready(None)
+        }
+    }
+    S {
+        chunk,
+        left: chunks,
+        rest,
+    }
+}
