@@ -15,13 +15,18 @@
 //! gathers the candidates from the buckets of the request host and from the host-less bucket,
 //! and verifies them in rank order, so the first one that passes is the one Kong would pick.
 //!
+//! Priorities are what Kong's `get_priority` actually computes, not the layout its comment
+//! documents: its match-weight, header-count and `regex_priority` shifts are 32-bit (see
+//! `priority.rs`). So a plain-hosts-only route, then a regex path, outrank any route with up to
+//! three fields set; a route with four or more fields, or a regex path with `regex_priority`
+//! -1..=-4096, sorts above all of them.
+//!
 //! Where this router knowingly differs from Kong 3.x (all edge cases, see the item docs):
 //!
-//! - Priorities use the bit layout documented in Kong's `get_priority`. Kong's own code computes
-//!   the match-weight, header-count and `regex_priority` shifts in 32-bit arithmetic (its
-//!   `lshift_uint64` helper receives plain Lua numbers), which lets the plain-host and regex bits
-//!   outrank the match weight and makes negative `regex_priority` sort first; we do not
-//!   reproduce that. `regex_priority` is clamped to `i32` (see `priority.rs`).
+//! - A priority field that the 32-bit shift makes negative (match weight 4..=7, or such a
+//!   `regex_priority`) is sign-extended, as in Kong with `get_priority` JIT-compiled. Run by
+//!   LuaJIT's interpreter (Kong's bundled LuaJIT, x86-64), such a field becomes bit 63 alone, so
+//!   the order *among* those routes can differ there.
 //! - Host names and SNIs compare case-insensitively (Kong compares them as sent).
 //! - `[v6]:port` hosts are split into address and port (Kong only splits `name:port`).
 //! - [`normalize_path`] encodes a stray `%` as `%25` so that normalization is idempotent, and
@@ -67,7 +72,9 @@ pub struct RouteSpec {
     pub sources: Vec<NetMatch>,
     /// Local address conditions; any element may match.
     pub destinations: Vec<NetMatch>,
-    /// Orders regex paths among otherwise-equal routes (higher first); ignored for prefixes.
+    /// Orders regex paths among otherwise-equal routes, higher first for 0..=4095; ignored for
+    /// prefixes. Kong keeps only its low 13 bits, and -1..=-4096 sort above every other route
+    /// (see the crate docs).
     pub regex_priority: i64,
 }
 

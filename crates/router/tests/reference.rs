@@ -51,6 +51,10 @@ fn split(route: &RouteSpec) -> Vec<(Uuid, Vec<String>)> {
         .collect()
 }
 
+/// Kong's `get_priority` as it actually runs (see `priority.rs`): the match weight, header count
+/// and `regex_priority` shifts are 32-bit, so this ORs all of them in 32 bits (as Kong does when
+/// no 64-bit operand is present) and sign-extends the `int32` result once, which equals
+/// sign-extending each operand; only the plain-host and regex bits are 64-bit.
 fn priority(r: &RouteSpec, paths: &[String]) -> u64 {
     let weight = [
         !r.sources.is_empty(),
@@ -63,25 +67,18 @@ fn priority(r: &RouteSpec, paths: &[String]) -> u64 {
     ]
     .into_iter()
     .filter(|b| *b)
-    .count() as u64;
+    .count() as u32;
     let plain = !r.hosts.is_empty() && r.hosts.iter().all(|h| !h.contains('*'));
     let regex = paths.first().is_some_and(|p| p.starts_with('~'));
     let len = if regex {
         0
     } else {
-        paths.first().map_or(0, |p| p.len() as u64)
+        paths.first().map_or(0, |p| p.len() as u32)
     };
-    let rp = if regex {
-        (r.regex_priority.clamp(i32::MIN.into(), i32::MAX.into()) + (1i64 << 31)) as u64
-    } else {
-        0
-    };
-    (weight << 61)
-        | (u64::from(plain) << 60)
-        | ((r.headers.len().min(255) as u64) << 52)
-        | (u64::from(regex) << 51)
-        | (rp << 19)
-        | (len & 0x7FFFF)
+    let rp = if regex { r.regex_priority as u32 } else { 0 };
+    let low: u32 =
+        (weight << 29) | ((r.headers.len().min(255) as u32) << 20) | (rp << 19) | (len & 0x7FFFF);
+    (low as i32 as i64 as u64) | (u64::from(plain) << 60) | (u64::from(regex) << 51)
 }
 
 fn name_matches(pattern: &str, name: &str) -> bool {

@@ -533,7 +533,9 @@ fn plain_host_beats_wildcard_host() {
 }
 
 #[test]
-fn wildcard_host_plus_path_beats_plain_host_alone() {
+fn plain_host_alone_beats_wildcard_host_plus_path() {
+    // Kong's spec only pairs the first two routes. With the third, Kong's 32-bit match-weight
+    // shift (weight 2 at bit 30) loses to the plain-host bit 60.
     let routes = [
         route(1, |r| {
             r.hosts = strings(&["*.route.com"]);
@@ -546,8 +548,12 @@ fn wildcard_host_plus_path_beats_plain_host_alone() {
         route(3, |r| r.hosts = strings(&["plain.route.com"])),
     ];
     assert_eq!(
-        find(&routes, &Req::new("GET", "plain.route.com", "/path1")),
+        find(&routes[..2], &Req::new("GET", "plain.route.com", "/path1")),
         Some(0)
+    );
+    assert_eq!(
+        find(&routes, &Req::new("GET", "plain.route.com", "/path1")),
+        Some(2)
     );
     assert_eq!(
         find(&routes, &Req::new("GET", "plain.route.com", "/path2")),
@@ -581,13 +587,14 @@ fn more_headers_beat_longer_paths() {
 }
 
 #[test]
-fn regex_beats_prefix_of_equal_weight() {
+fn regex_beats_prefix_with_up_to_three_fields() {
     let routes = [
         route(9, |r| r.paths = strings(&["/users/123/profile"])),
         route(1, |r| r.paths = strings(&[r"~/users/\d+"])),
     ];
     assert_eq!(find(&routes, &Req::get("/users/123/profile")), Some(1));
-    // ... but not one with more fields.
+    // ... and, as Kong computes it, one with more fields: the regex bit 51 outranks weight 2
+    // (bit 30 after Kong's 32-bit shift).
     let routes = [
         route(9, |r| {
             r.paths = strings(&["/users"]);
@@ -595,7 +602,21 @@ fn regex_beats_prefix_of_equal_weight() {
         }),
         route(1, |r| r.paths = strings(&[r"~/users/\d+"])),
     ];
-    assert_eq!(find(&routes, &Req::get("/users/123")), Some(0));
+    assert_eq!(find(&routes, &Req::get("/users/123")), Some(1));
+    // Four fields set bit 31 after the shift, sign-extended over everything above.
+    let routes = [
+        route(1, |r| r.paths = strings(&[r"~/users/\d+"])),
+        route(2, |r| r.hosts = strings(&["domain.org"])),
+        route(3, |r| {
+            r.hosts = strings(&["*.org"]);
+            r.methods = strings(&["GET"]);
+            r.headers = vec![("x".into(), strings(&["1"]))];
+            r.paths = strings(&["/users"]);
+        }),
+    ];
+    let req = Req::get("/users/123").header("x", "1");
+    assert_eq!(find(&routes, &req), Some(2));
+    assert_eq!(find(&routes[..2], &req), Some(1), "plain host beats regex");
 }
 
 #[test]
@@ -611,13 +632,11 @@ fn regex_priority_orders_regexes() {
             r.regex_priority = 5;
         }),
     ];
-    assert_eq!(find(&routes, &Req::get("/ab")), Some(2));
-    assert_eq!(
-        find(&routes[..2], &Req::get("/ab")),
-        Some(1),
-        "-1 sorts below 0"
-    );
-    assert_eq!(find(&routes[..1], &Req::get("/ab")), Some(0));
+    // Kong shifts -1 into the top bits: a negative `regex_priority` sorts first.
+    assert_eq!(find(&routes, &Req::get("/ab")), Some(0));
+    assert_eq!(find(&routes[..2], &Req::get("/ab")), Some(0));
+    // Among non-negative values, higher first.
+    assert_eq!(find(&routes[1..], &Req::get("/ab")), Some(1), "5 beats 0");
 }
 
 #[test]
