@@ -10,6 +10,8 @@ pub struct TargetAddr {
     /// Host name or IP (IPv6 without brackets).
     pub host: String,
     pub port: u16,
+    /// The address when `host` is an IP literal (no DNS needed).
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Picks targets of one upstream (weighted round-robin).
@@ -30,6 +32,7 @@ impl Balancer {
                 let hp = normalize_host(&t.target).ok()?;
                 Some((
                     TargetAddr {
+                        ip: hp.host.parse().ok(),
                         host: hp.host,
                         port: hp.port.unwrap_or(8000),
                     },

@@ -36,6 +36,8 @@ pub struct CompiledService {
     pub name: Option<Arc<str>>,
     pub protocol: Arc<str>,
     pub host: Arc<str>,
+    /// The address when `host` is an IP literal (no DNS needed).
+    pub host_ip: Option<std::net::IpAddr>,
     pub port: u16,
     pub path: Option<Arc<str>>,
     pub retries: u32,
@@ -171,6 +173,12 @@ fn compile_service(s: Service, balancers: &HashMap<String, Arc<Balancer>>) -> Co
         id: s.id,
         name: s.name.map(Into::into),
         protocol: s.protocol.into(),
+        host_ip: s
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok(),
         host: s.host.into(),
         port: s.port,
         path: s.path.map(Into::into),

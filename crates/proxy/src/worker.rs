@@ -139,24 +139,84 @@ async fn accept_loop(
     }
 }
 
+/// The HTTP/2 connection preface a prior-knowledge (h2c) client starts with.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Which protocol a new connection speaks, from its first bytes (peeked, not consumed).
+enum Protocol {
+    Http1,
+    Http2,
+    /// Too few bytes to tell: let hyper decide while reading.
+    Unknown,
+}
+
+async fn sniff(stream: &TcpStream) -> Protocol {
+    let mut buf = [0u8; 24];
+    match stream.peek(&mut buf).await {
+        Ok(n) if n >= H2_PREFACE.len() && buf == H2_PREFACE => Protocol::Http2,
+        Ok(n) if n > 0 && H2_PREFACE.starts_with(&buf[..n]) => Protocol::Unknown,
+        _ => Protocol::Http1,
+    }
+}
+
 async fn serve(stream: TcpStream, info: Arc<ConnInfo>, mut shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let peer: SocketAddr = info.peer;
     let svc = service_fn(move |req| handle(req, info.clone()));
-    let mut builder = auto::Builder::new(LocalExec);
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(CLIENT_IDLE_TIMEOUT)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = shutdown.wait_for(|s| *s) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let io = TokioIo::new(stream);
+    // Serving HTTP/1 directly (not through the auto-detecting wrapper) keeps every read of a
+    // keepalive connection off the detection path.
+    let result = match sniff(io.inner()).await {
+        Protocol::Http1 => {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(CLIENT_IDLE_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(io, svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = shutdown.wait_for(|s| *s) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
+        }
+        Protocol::Http2 => {
+            let conn = hyper::server::conn::http2::Builder::new(LocalExec)
+                .timer(TokioTimer::new())
+                .serve_connection(io, svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = shutdown.wait_for(|s| *s) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
+        }
+        Protocol::Unknown => {
+            let mut builder = auto::Builder::new(LocalExec);
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(CLIENT_IDLE_TIMEOUT)
+                .keep_alive(true);
+            builder.http2().timer(TokioTimer::new());
+            let conn = builder.serve_connection_with_upgrades(io, svc);
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = shutdown.wait_for(|s| *s) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "client connection ended with an error");
+            }
+            return;
         }
     };
     if let Err(e) = result {

@@ -11,7 +11,7 @@ use crate::snapshot::{CompiledRoute, CompiledService, ServiceTarget, Snapshot};
 use crate::state::Shared;
 use crate::upstream::{self, AttemptError, Timeouts, pool::PoolKey};
 use headers::*;
-use http::header::{CONTENT_LENGTH, EXPECT, HOST, VIA};
+use http::header::{CONTENT_LENGTH, HOST, VIA};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 use hyper::body::Incoming;
@@ -241,57 +241,47 @@ async fn proxy(
     });
     let version = parts.version;
     let method = parts.method;
-    let mut headers = parts.headers;
-    strip_hop_by_hop(&mut headers);
-    headers.remove(EXPECT);
+    let mut headers = Outgoing::new(parts.headers);
     let client_ip_value = if client_ip == conn.peer.ip().to_canonical() {
         conn.peer_ip.clone()
     } else {
         ip_value(client_ip)
     };
     // Kong appends the connecting peer to a received X-Forwarded-For, else sends the client.
-    if headers.contains_key(X_FORWARDED_FOR) {
-        append_list(&mut headers, X_FORWARDED_FOR, conn.peer_ip.as_bytes());
+    if headers.contains(&X_FORWARDED_FOR) {
+        headers.append_list(X_FORWARDED_FOR, conn.peer_ip.as_bytes());
     } else {
-        headers.insert(X_FORWARDED_FOR, client_ip_value.clone());
+        headers.set_new(X_FORWARDED_FOR, client_ip_value.clone());
     }
-    headers.insert(X_FORWARDED_PROTO, fwd_proto);
-    headers.insert(X_FORWARDED_HOST, fwd_host);
-    headers.insert(X_FORWARDED_PORT, fwd_port);
-    headers.insert(X_FORWARDED_PATH, fwd_path);
+    headers.set_new(X_FORWARDED_PROTO, fwd_proto);
+    headers.set_new(X_FORWARDED_HOST, fwd_host);
+    headers.set_new(X_FORWARDED_PORT, fwd_port);
+    headers.set_new(X_FORWARDED_PATH, fwd_path);
     match fwd_prefix {
-        Some(p) => {
-            headers.insert(X_FORWARDED_PREFIX, p);
-        }
-        None => {
-            headers.remove(X_FORWARDED_PREFIX);
-        }
+        Some(p) => headers.set_new(X_FORWARDED_PREFIX, p),
+        None => headers.remove(&X_FORWARDED_PREFIX),
     }
-    headers.insert(X_REAL_IP, client_ip_value);
+    headers.set_new(X_REAL_IP, client_ip_value);
     let via = if version == Version::HTTP_2 {
         &settings.via_h2
     } else {
         &settings.via_h1
     };
-    if headers.contains_key(VIA) {
-        append_list(&mut headers, VIA, via.as_bytes());
+    if headers.contains(&VIA) {
+        headers.append_list(VIA, via.as_bytes());
     } else {
-        headers.insert(VIA, via.clone());
+        headers.set_new(VIA, via.clone());
     }
     if settings.headers_upstream.request_id {
-        headers.insert(X_KONG_REQUEST_ID, request_id.clone());
+        headers.set_new(X_KONG_REQUEST_ID, request_id.clone());
     } else {
-        headers.remove(X_KONG_REQUEST_ID);
+        headers.remove(&X_KONG_REQUEST_ID);
     }
 
     let req_body = read_body(body, route, settings).await?;
     match req_body.known_len() {
-        Some(0) if method_has_no_body(&method) => {
-            headers.remove(CONTENT_LENGTH);
-        }
-        Some(n) => {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
-        }
+        Some(0) if method_has_no_body(&method) => headers.remove(&CONTENT_LENGTH),
+        Some(n) => headers.set(CONTENT_LENGTH, int_value(n)),
         None => {}
     }
     let head = UpstreamHead {
@@ -410,7 +400,7 @@ async fn read_body(
 struct UpstreamHead {
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    headers: Outgoing,
     preserved_host: Option<HeaderValue>,
 }
 
@@ -498,12 +488,18 @@ async fn pick_target(
     match &service.target {
         ServiceTarget::Upstream(b) => {
             let (i, t) = b.pick(tried).ok_or(ProxyError::NoPeer)?;
-            let ip = dns.resolve(&t.host).await.map_err(resolve_err)?;
+            let ip = match t.ip {
+                Some(ip) => ip,
+                None => dns.resolve(&t.host).await.map_err(resolve_err)?,
+            };
             let host = service.host_headers.get(i).cloned().flatten();
             Ok((SocketAddr::new(ip, t.port), host, Some(i)))
         }
         ServiceTarget::Host => {
-            let ip = dns.resolve(&service.host).await.map_err(resolve_err)?;
+            let ip = match service.host_ip {
+                Some(ip) => ip,
+                None => dns.resolve(&service.host).await.map_err(resolve_err)?,
+            };
             let host = service.host_headers.first().cloned().flatten();
             Ok((SocketAddr::new(ip, service.port), host, None))
         }

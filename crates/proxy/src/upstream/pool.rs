@@ -34,7 +34,8 @@ pub struct Limits {
 
 #[derive(Default)]
 struct Pool {
-    idle: HashMap<PoolKey, Vec<Idle>>,
+    /// Keyed by address: FxHash, since the keys are not attacker-chosen and this runs per request.
+    idle: HashMap<PoolKey, Vec<Idle>, rustc_hash::FxBuildHasher>,
 }
 
 thread_local! {
