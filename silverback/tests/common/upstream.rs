@@ -1,7 +1,9 @@
 //! A scriptable upstream server for the tests. Behaviour is chosen by the request path:
 //! `.../status/<code>` answers that status, `.../delay/<ms>` waits first, `.../hang` never
 //! answers, `.../big/<n>` streams n bytes, `.../sink` counts the body without keeping it; any
-//! other path echoes the request back as JSON.
+//! other path echoes the request back as JSON, with the peer address the request came from (so
+//! tests can tell upstream connections apart). A request header `x-set-response-header:
+//! name=value` makes the echo add that header to its response.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
@@ -29,6 +31,9 @@ pub struct Echo {
     pub body_len: usize,
     pub version: String,
     pub upstream: String,
+    /// The address the request arrived from (the gateway's side of the upstream connection).
+    #[serde(default)]
+    pub peer: String,
 }
 
 impl Echo {
@@ -41,6 +46,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub name: String,
     pub hits: Arc<AtomicUsize>,
+    /// TCP connections accepted so far.
+    pub conns: Arc<AtomicUsize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -52,10 +59,17 @@ impl Upstream {
     }
 
     pub fn start_on(addr: SocketAddr, name: &str) -> Upstream {
-        let std_listener = std::net::TcpListener::bind(addr).unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
+        Self::try_start_on(addr, name).unwrap_or_else(|e| panic!("bind {addr}: {e}"))
+    }
+
+    /// Like `start_on`, but reports a failure to bind (e.g. a privileged port).
+    pub fn try_start_on(addr: SocketAddr, name: &str) -> std::io::Result<Upstream> {
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
         let hits = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(AtomicUsize::new(0));
+        let conns_c = conns.clone();
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let name_s = name.to_string();
         let hits_c = hits.clone();
@@ -68,16 +82,17 @@ impl Upstream {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
                 loop {
-                    let (stream, _) = tokio::select! {
+                    let (stream, peer) = tokio::select! {
                         r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
                         _ = &mut rx => break,
                     };
+                    conns_c.fetch_add(1, Ordering::Relaxed);
                     let name = name_s.clone();
                     let hits = hits_c.clone();
                     tokio::spawn(async move {
                         let svc = service_fn(move |req| {
                             hits.fetch_add(1, Ordering::Relaxed);
-                            respond(req, name.clone())
+                            respond(req, name.clone(), peer)
                         });
                         let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                             .serve_connection(TokioIo::new(stream), svc)
@@ -86,17 +101,23 @@ impl Upstream {
                 }
             });
         });
-        Upstream {
+        Ok(Upstream {
             addr,
             name: name.to_string(),
             hits,
+            conns,
             stop: Some(tx),
             thread: Some(thread),
-        }
+        })
     }
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::Relaxed)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn conns(&self) -> usize {
+        self.conns.load(Ordering::Relaxed)
     }
 }
 
@@ -122,7 +143,18 @@ fn segment_after<'a>(path: &'a str, key: &str) -> Option<&'a str> {
     path[idx + key.len()..].split(['/', '?']).next()
 }
 
-async fn respond(req: Request<Incoming>, name: String) -> Result<Response<Body>, Infallible> {
+fn header_str(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn respond(
+    req: Request<Incoming>,
+    name: String,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     if let Some(ms) = segment_after(&path, "/delay/").and_then(|s| s.parse::<u64>().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -143,6 +175,9 @@ async fn respond(req: Request<Incoming>, name: String) -> Result<Response<Body>,
         return Ok(resp);
     }
     if path.contains("/sink") {
+        // What framed the body: the sink reports it along with the byte count.
+        let content_length = header_str(&req, "content-length");
+        let transfer_encoding = header_str(&req, "transfer-encoding");
         let mut body = req.into_body();
         let mut n: u64 = 0;
         while let Some(Ok(f)) = body.frame().await {
@@ -150,7 +185,13 @@ async fn respond(req: Request<Incoming>, name: String) -> Result<Response<Body>,
                 n += d.len() as u64;
             }
         }
-        let mut resp = Response::new(full(format!("{{\"received\":{n}}}")));
+        let reply = serde_json::json!({
+            "received": n,
+            "content_length": content_length,
+            "transfer_encoding": transfer_encoding,
+            "peer": peer.to_string(),
+        });
+        let mut resp = Response::new(full(reply.to_string()));
         resp.headers_mut()
             .insert("x-upstream-name", name.parse().unwrap());
         return Ok(resp);
@@ -158,6 +199,7 @@ async fn respond(req: Request<Incoming>, name: String) -> Result<Response<Body>,
     let status = segment_after(&path, "/status/")
         .and_then(|s| s.parse::<u16>().ok())
         .unwrap_or(200);
+    let extra_header = header_str(&req, "x-set-response-header");
     let method = req.method().to_string();
     let uri = req
         .uri()
@@ -190,6 +232,7 @@ async fn respond(req: Request<Incoming>, name: String) -> Result<Response<Body>,
         "body_len": body.len(),
         "version": version,
         "upstream": name,
+        "peer": peer.to_string(),
     });
     let mut resp = Response::new(full(echo.to_string()));
     *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
@@ -199,6 +242,12 @@ async fn respond(req: Request<Incoming>, name: String) -> Result<Response<Body>,
     h.insert("connection", "keep-alive, x-hop".parse().unwrap());
     h.insert("x-hop", "must-not-reach-client".parse().unwrap());
     h.insert("keep-alive", "timeout=60".parse().unwrap());
+    if let Some((k, v)) = extra_header.as_deref().and_then(|s| s.split_once('=')) {
+        h.insert(
+            hyper::header::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
+            v.trim().parse().unwrap(),
+        );
+    }
     Ok(resp)
 }
 
