@@ -170,7 +170,6 @@ routes:
 /// `config parse` promises every error; Kong's declarative schema validation also reports an
 /// unknown top-level key together with the entities' errors in one pass.
 #[test]
-#[ignore = "BUG: an unknown top-level key in a declarative file hides every entity error (only 'bogus: unknown field' is printed)"]
 fn config_parse_reports_top_level_and_entity_errors_together() {
     let dir = TempDir::new("cli-parse-top");
     let file = dir.path().join("bad.yml");
@@ -191,7 +190,6 @@ fn config_parse_reports_top_level_and_entity_errors_together() {
 /// Kong reads kong.yml with lyaml, whose implicit booleans are true/false, yes/no and on/off (in
 /// their three casings) only: `y` and `n` stay strings, so a service may be named `y`.
 #[test]
-#[ignore = "BUG: plain YAML scalars y, n and Y are read as booleans (name: expected a string); Kong (lyaml) reads them as strings"]
 fn config_parse_reads_y_and_n_as_strings_like_kong() {
     let dir = TempDir::new("cli-parse-yn");
     let file = dir.path().join("kong.yml");

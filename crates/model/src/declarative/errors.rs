@@ -85,6 +85,16 @@ impl InvalidConfig {
         }
     }
 
+    /// Adds everything `other` found; for a field reported by both, the first report wins.
+    pub fn merge(&mut self, other: InvalidConfig) {
+        for (k, v) in other.top.0 {
+            self.top.node(&k, v);
+        }
+        for e in other.entities {
+            self.entity(e);
+        }
+    }
+
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut flat = Vec::new();

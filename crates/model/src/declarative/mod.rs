@@ -7,6 +7,7 @@
 mod errors;
 mod ids;
 mod walk;
+mod yaml;
 
 pub use errors::{DeclarativeError, EntityErrors, InvalidConfig};
 
@@ -33,8 +34,8 @@ pub fn parse_text(text: &str) -> Result<Value, DeclarativeError> {
         return serde_json::from_str(text)
             .map_err(|e| DeclarativeError::Parse(format!("invalid JSON: {e}")));
     }
-    let value: Value = serde_saphyr::from_str(text)
-        .map_err(|e| DeclarativeError::Parse(format!("invalid YAML: {e}")))?;
+    let value =
+        yaml::parse(text).map_err(|e| DeclarativeError::Parse(format!("invalid YAML: {e}")))?;
     Ok(if value.is_null() {
         Value::Object(Default::default())
     } else {
@@ -47,7 +48,8 @@ pub fn load_text(text: &str, ctx: &Context<'_>, now: i64) -> Result<Config, Decl
     load(parse_text(text)?, ctx, now)
 }
 
-/// Loads a parsed document into a validated config.
+/// Loads a parsed document into a validated config. Top-level errors do not stop the entities
+/// from being checked: Kong reports both in one pass.
 pub fn load(doc: Value, ctx: &Context<'_>, now: i64) -> Result<Config, DeclarativeError> {
     let Value::Object(mut doc) = doc else {
         return Err(DeclarativeError::Parse(
@@ -73,9 +75,7 @@ pub fn load(doc: Value, ctx: &Context<'_>, now: i64) -> Result<Config, Declarati
             invalid.top(key, "unknown field");
         }
     }
-    if !invalid.is_empty() {
-        return Err(DeclarativeError::Invalid(invalid));
-    }
+    // A missing or bad `_format_version` reads paths as 3.0 does.
     let legacy_paths = matches!(
         doc.get("_format_version").and_then(Value::as_str),
         Some("1.1" | "2.1")
@@ -83,7 +83,15 @@ pub fn load(doc: Value, ctx: &Context<'_>, now: i64) -> Result<Config, Declarati
     for meta in META_KEYS {
         doc.remove(meta);
     }
-    walk::load_entities(doc, ctx, now, legacy_paths)
+    match walk::load_entities(doc, ctx, now, legacy_paths) {
+        Ok(config) if invalid.is_empty() => Ok(config),
+        Ok(_) => Err(DeclarativeError::Invalid(invalid)),
+        Err(DeclarativeError::Invalid(entities)) => {
+            invalid.merge(entities);
+            Err(DeclarativeError::Invalid(invalid))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -187,7 +187,10 @@ plugins:
         all.contains("invalid reference 'service: missing-service' (no such entry in 'services')"),
         "{all}"
     );
-    assert!(!all.contains("missing primary key"), "a bad reference is reported once: {all}");
+    assert!(
+        !all.contains("missing primary key"),
+        "a bad reference is reported once: {all}"
+    );
 }
 
 #[test]
@@ -221,6 +224,60 @@ fn format_and_top_level_errors() {
         load_yaml("services: [unclosed"),
         Err(DeclarativeError::Parse(_))
     ));
+}
+
+/// Kong validates the top level and the entities in one pass: neither hides the other.
+#[test]
+fn top_level_errors_do_not_hide_entity_errors() {
+    let bad_service = "services:\n- name: x\n  host: example.com\n  port: 70000\n";
+    let port = "services[0] (service 'x'): port: value should be between 0 and 65535";
+    for (top, want) in [
+        (
+            "_format_version: \"3.0\"\nbogus: 1\n",
+            "bogus: unknown field",
+        ),
+        ("", "_format_version: required field missing"),
+        (
+            "_format_version: \"9.9\"\n",
+            "_format_version: expected one of",
+        ),
+        ("_format_version: 3.0\n", "_format_version: expected one of"),
+        (
+            "_format_version: \"3.0\"\n_transform: maybe\n",
+            "_transform: expected a boolean",
+        ),
+    ] {
+        let all = errors(&format!("{top}{bad_service}")).join("\n");
+        assert!(all.contains(want), "{top:?}: {all}");
+        assert!(all.contains(port), "{top:?}: {all}");
+    }
+    // Both land in Kong's error body.
+    let err = load_yaml(&format!("bogus: 1\n{bad_service}")).unwrap_err();
+    let body = err.to_kong_json();
+    assert_eq!(body["fields"]["bogus"], "unknown field");
+    assert_eq!(body["fields"]["_format_version"], "required field missing");
+    assert_eq!(
+        body["fields"]["services"][0]["port"],
+        "value should be between 0 and 65535"
+    );
+    // A top-level error alone still rejects a file whose entities are fine.
+    let all =
+        errors("_format_version: \"3.0\"\nbogus: 1\nservices:\n- name: x\n  host: example.com\n")
+            .join("\n");
+    assert_eq!(all, "bogus: unknown field");
+}
+
+/// lyaml reads `y` and `n` as strings: a service may be named `y`, and tags `n`, `Y`, `N`.
+#[test]
+fn y_and_n_are_strings_as_in_kong() {
+    let c = load_yaml(
+        "_format_version: \"3.0\"\nservices:\n- name: y\n  host: example.com\n  tags: [n, Y, N]\n  enabled: on\n",
+    )
+    .unwrap();
+    let svc = &c.services().unwrap()[0];
+    assert_eq!(svc.name.as_deref(), Some("y"));
+    assert_eq!(c.rows("services")[0]["tags"], json!(["n", "Y", "N"]));
+    assert_eq!(c.rows("services")[0]["enabled"], json!(true));
 }
 
 #[test]
