@@ -149,7 +149,6 @@ async fn upstream_server_and_via_are_kept() {
 /// sent no Server header `Server: kong/<version>` when server_tokens is enabled (the default);
 /// without it nginx would insert its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: proxied responses from an upstream without a Server header get no Server header; Kong 3.8+ adds its server token"]
 async fn proxied_response_without_server_gets_the_gateways() {
     let up = Upstream::start("u");
     let gw = Gateway::with_config(&config(&up)).start();
@@ -367,7 +366,6 @@ async fn host_header_with_an_upstream_entity() {
 /// Kong's `set_host_header` (kong/runloop/balancer/init.lua) takes the upstream's host_header as
 /// the host name and still appends the target's port unless it is the scheme's default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: with an upstream host_header the Host sent upstream lacks the target's non-default port (Kong sends host_header:port)"]
 async fn host_header_keeps_a_non_default_target_port() {
     let up = Upstream::start("u");
     let cfg = format!(

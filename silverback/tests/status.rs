@@ -165,7 +165,6 @@ async fn ready_only_with_a_loaded_config() {
 /// all-zero one and `/status/ready` answers 503 "no configuration available (empty configuration
 /// present)" (kong/status/ready.lua).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: /status/ready answers 200 for a loaded declarative config with no entities; Kong answers 503 (empty configuration present)"]
 async fn ready_is_503_for_an_empty_declarative_config() {
     let gw = Gateway::with_config("_format_version: \"3.0\"\n").start();
     assert_eq!(gw.config_hash().await, "00000000000000000000000000000000");

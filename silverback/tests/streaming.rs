@@ -245,7 +245,6 @@ async fn head_responses_keep_the_upstream_content_length() {
 /// nginx enforces client_max_body_size on chunked bodies as they are read, whether or not they
 /// are buffered ("client intended to send too large chunked body": 413).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: client_max_body_size is not enforced on streamed (request_buffering: false) bodies without Content-Length; the whole body reaches the upstream"]
 async fn client_max_body_size_applies_to_streamed_chunked_bodies() {
     let up = Upstream::start("u");
     let gw = Gateway::with_config(&config(&up))

@@ -4,6 +4,7 @@
 //! small bodies in memory, larger ones in an unlinked temp file, so that they can be replayed on
 //! retries and sent upstream with a Content-Length. Otherwise they stream through.
 
+use crate::http::server::ClientBody;
 use crate::upstream::h1::H1Body;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
@@ -21,17 +22,81 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Size of reads from a spilled request body.
 const FILE_CHUNK: usize = 64 * 1024;
 
+/// Why the client's request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBodyError {
+    #[error("request body larger than client_max_body_size")]
+    TooLarge,
+    #[error("client stopped sending the request body")]
+    Timeout,
+    #[error("reading the request body: {0}")]
+    Read(String),
+}
+
+/// The client's body while it streams in: over our HTTP/1 server, or over hyper (HTTP/2).
+pub enum ClientStream<'a> {
+    H1(ClientBody<'a>),
+    Hyper {
+        body: Incoming,
+        seen: u64,
+        /// `client_max_body_size`; 0 = unlimited.
+        max: u64,
+    },
+}
+
+impl Body for ClientStream<'_> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ClientStream::H1(b) => Pin::new(b).poll_frame(cx),
+            ClientStream::Hyper { body, seen, max } => {
+                let frame = ready!(Pin::new(body).poll_frame(cx));
+                if let Some(Ok(f)) = &frame
+                    && let Some(d) = f.data_ref()
+                {
+                    *seen += d.len() as u64;
+                    if *max > 0 && *seen > *max {
+                        return Poll::Ready(Some(Err(ClientBodyError::TooLarge.into())));
+                    }
+                }
+                Poll::Ready(
+                    frame.map(|f| f.map_err(|e| ClientBodyError::Read(e.to_string()).into())),
+                )
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientStream::H1(b) => b.is_end_stream(),
+            ClientStream::Hyper { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientStream::H1(b) => b.size_hint(),
+            ClientStream::Hyper { body, .. } => body.size_hint(),
+        }
+    }
+}
+
 /// The body sent to an upstream.
-pub enum RequestBody {
+pub enum RequestBody<'a> {
     Empty,
     Full(Option<Bytes>),
     /// A spilled body, read by position so that attempts do not share a file offset.
     File(FileBody),
     /// Streaming from the client; cannot be replayed.
-    Stream(Incoming),
+    Stream(ClientStream<'a>),
 }
 
-impl std::fmt::Debug for RequestBody {
+impl std::fmt::Debug for RequestBody<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RequestBody::Empty => f.write_str("Empty"),
@@ -42,9 +107,9 @@ impl std::fmt::Debug for RequestBody {
     }
 }
 
-impl RequestBody {
+impl<'a> RequestBody<'a> {
     /// A fresh copy for another attempt, when the body is buffered.
-    pub fn replay(&self) -> Option<RequestBody> {
+    pub fn replay(&self) -> Option<RequestBody<'a>> {
         match self {
             RequestBody::Empty => Some(RequestBody::Empty),
             RequestBody::Full(b) => Some(RequestBody::Full(b.clone())),
@@ -66,7 +131,7 @@ impl RequestBody {
     }
 }
 
-impl Body for RequestBody {
+impl Body for RequestBody<'_> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -78,7 +143,7 @@ impl Body for RequestBody {
             RequestBody::Empty => Poll::Ready(None),
             RequestBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RequestBody::File(fb) => fb.poll_chunk(cx),
-            RequestBody::Stream(inc) => Pin::new(inc).poll_frame(cx).map_err(Into::into),
+            RequestBody::Stream(s) => Pin::new(s).poll_frame(cx),
         }
     }
 
@@ -87,13 +152,13 @@ impl Body for RequestBody {
             RequestBody::Empty => true,
             RequestBody::Full(b) => b.is_none(),
             RequestBody::File(fb) => fb.offset >= fb.len,
-            RequestBody::Stream(inc) => inc.is_end_stream(),
+            RequestBody::Stream(s) => s.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RequestBody::Stream(inc) => inc.size_hint(),
+            RequestBody::Stream(s) => s.size_hint(),
             RequestBody::File(fb) => SizeHint::with_exact(fb.len - fb.offset.min(fb.len)),
             other => other
                 .known_len()
@@ -104,34 +169,44 @@ impl Body for RequestBody {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BufferError {
-    #[error("request body larger than client_max_body_size")]
-    TooLarge,
-    #[error("reading request body: {0}")]
-    Client(#[from] hyper::Error),
+    #[error(transparent)]
+    Client(ClientBodyError),
     #[error("request body temp file: {0}")]
     Io(#[from] std::io::Error),
 }
 
+/// The client-side cause of a body error, when there is one.
+pub fn client_error(e: &BoxError) -> Option<&ClientBodyError> {
+    e.downcast_ref::<ClientBodyError>()
+}
+
 /// Reads the whole client body: in memory up to `memory_limit`, then into an unlinked temp file
 /// in `temp_dir`. `max_size` 0 means unlimited.
-pub async fn buffer(
-    mut body: Incoming,
+pub async fn buffer<'a>(
+    mut body: ClientStream<'a>,
     memory_limit: usize,
     max_size: u64,
     temp_dir: &Path,
-) -> Result<RequestBody, BufferError> {
+) -> Result<RequestBody<'a>, BufferError> {
     use http_body_util::BodyExt;
     let mut mem = BytesMut::new();
     let mut first: Option<Bytes> = None;
     let mut spill: Option<(std::fs::File, tokio::fs::File)> = None;
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else {
+        let frame = frame.map_err(|e| {
+            BufferError::Client(match client_error(&e) {
+                Some(ClientBodyError::TooLarge) => ClientBodyError::TooLarge,
+                Some(ClientBodyError::Timeout) => ClientBodyError::Timeout,
+                _ => ClientBodyError::Read(e.to_string()),
+            })
+        })?;
+        let Ok(data) = frame.into_data() else {
             continue; // trailers are not forwarded on buffered bodies
         };
         total += data.len() as u64;
         if max_size > 0 && total > max_size {
-            return Err(BufferError::TooLarge);
+            return Err(BufferError::Client(ClientBodyError::TooLarge));
         }
         if let Some((_, f)) = spill.as_mut() {
             f.write_all(&data).await?;
@@ -149,7 +224,7 @@ pub async fn buffer(
         if mem.len() > memory_limit {
             let (std_file, mut file) = temp_file(temp_dir).await?;
             file.write_all(&mem).await?;
-            mem.clear();
+            mem = BytesMut::new();
             spill = Some((std_file, file));
         }
     }
@@ -186,6 +261,52 @@ async fn temp_file(dir: &Path) -> std::io::Result<(std::fs::File, tokio::fs::Fil
     let std_file = file.into_std().await;
     let writer = tokio::fs::File::from_std(std_file.try_clone()?);
     Ok((std_file, writer))
+}
+
+/// The body sent to the client: a relayed upstream body or one the gateway made.
+pub enum ResponseBody {
+    Empty,
+    Full(Option<Bytes>),
+    /// Boxed: only large, streamed bodies take this form.
+    Upstream(Box<H1Body>),
+}
+
+impl ResponseBody {
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        ResponseBody::Full(Some(b.into()))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ResponseBody::Empty => Poll::Ready(None),
+            ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Upstream(u) => Pin::new(u).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Empty => true,
+            ResponseBody::Full(b) => b.is_none(),
+            ResponseBody::Upstream(u) => u.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Empty => SizeHint::with_exact(0),
+            ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ResponseBody::Upstream(u) => u.size_hint(),
+        }
+    }
 }
 
 /// A spilled request body, read in chunks off the worker thread.
@@ -234,50 +355,5 @@ impl FileBody {
         };
         self.offset += chunk.len() as u64;
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
-    }
-}
-
-/// The body sent to the client: a relayed upstream body or one the gateway made.
-pub enum ResponseBody {
-    Empty,
-    Full(Option<Bytes>),
-    Upstream(H1Body),
-}
-
-impl ResponseBody {
-    pub fn full(b: impl Into<Bytes>) -> Self {
-        ResponseBody::Full(Some(b.into()))
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            ResponseBody::Empty => Poll::Ready(None),
-            ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::Upstream(u) => Pin::new(u).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ResponseBody::Empty => true,
-            ResponseBody::Full(b) => b.is_none(),
-            ResponseBody::Upstream(u) => u.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ResponseBody::Empty => SizeHint::with_exact(0),
-            ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ResponseBody::Upstream(u) => u.size_hint(),
-        }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod body;
 pub mod error;
+pub mod http;
 pub mod listener;
 pub mod request;
 pub mod response;

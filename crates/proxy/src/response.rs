@@ -2,9 +2,10 @@
 
 use crate::body::ResponseBody;
 use crate::error::{ErrorSource, ProxyError};
-use crate::request::Negotiation;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use http::{Response, StatusCode};
+use crate::http::Fields;
+use crate::request::Reply;
+use http::StatusCode;
+use http::header::{CONTENT_TYPE, HeaderValue};
 
 const JSON: &str = "application/json; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
@@ -76,16 +77,16 @@ fn html_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Builds the response for a proxy error. `default_type` is `error_default_type` (mime).
+/// Builds the reply for a proxy error. `default_type` is `error_default_type` (mime).
 pub(crate) fn for_error(
     err: &ProxyError,
-    neg: &Negotiation,
+    request: &Fields,
     request_id: &str,
     default_type: &'static str,
-) -> Response<ResponseBody> {
+) -> Reply {
     let (status, message, source) = err.response_parts();
-    let accept = neg.accept.as_ref().and_then(|v| v.to_str().ok());
-    let content_type = neg.content_type.as_ref().and_then(|v| v.to_str().ok());
+    let accept = request.get_str("accept");
+    let content_type = request.get_str("content-type");
     let mime = match source {
         ErrorSource::Gateway => negotiate(accept),
         ErrorSource::Nginx => match accept.or(content_type) {
@@ -93,19 +94,18 @@ pub(crate) fn for_error(
             None => default_type,
         },
     };
-    let mut resp = text(status, mime, error_body(mime, message, request_id));
+    let mut reply = text(status, mime, error_body(mime, message, request_id));
     if matches!(err, ProxyError::HttpsRequired) {
-        let h = resp.headers_mut();
-        h.insert(
+        reply.fields.set_new(
             http::header::CONNECTION,
             HeaderValue::from_static("Upgrade"),
         );
-        h.insert(
+        reply.fields.set_new(
             http::header::UPGRADE,
             HeaderValue::from_static("TLS/1.2, HTTP/1.1"),
         );
     }
-    resp
+    reply
 }
 
 /// `error_default_type` as the MIME type we send.
@@ -118,26 +118,28 @@ pub fn default_type(setting: &str) -> &'static str {
     }
 }
 
-pub fn text(status: StatusCode, mime: &'static str, body: String) -> Response<ResponseBody> {
-    let len = body.len();
-    let mut resp = Response::new(ResponseBody::full(body));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(mime));
-    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
-    resp
+/// A reply with a text body (the length is written by the server from the body).
+pub fn text(status: StatusCode, mime: &'static str, body: String) -> Reply {
+    let mut fields = Fields::default();
+    fields.set_new(CONTENT_TYPE, HeaderValue::from_static(mime));
+    Reply {
+        status,
+        fields,
+        body: ResponseBody::full(body),
+    }
 }
 
 /// A redirect to https (routes with `https_redirect_status_code` 301/302/307/308).
-pub fn redirect(status: StatusCode, location: &str) -> Response<ResponseBody> {
-    let mut resp = Response::new(ResponseBody::Empty);
-    *resp.status_mut() = status;
+pub fn redirect(status: StatusCode, location: &str) -> Reply {
+    let mut fields = Fields::default();
     if let Ok(v) = HeaderValue::from_str(location) {
-        resp.headers_mut().insert(http::header::LOCATION, v);
+        fields.set_new(http::header::LOCATION, v);
     }
-    resp.headers_mut()
-        .insert(CONTENT_LENGTH, HeaderValue::from(0));
-    resp
+    Reply {
+        status,
+        fields,
+        body: ResponseBody::Empty,
+    }
 }
 
 #[cfg(test)]

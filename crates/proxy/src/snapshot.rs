@@ -194,7 +194,11 @@ fn compile_service(s: Service, balancers: &HashMap<String, Arc<Balancer>>) -> Co
             .targets()
             .iter()
             .map(|t| match &b.host_header {
-                Some(h) => HeaderValue::from_str(h).ok(),
+                // A host_header with its own port is sent as it is.
+                Some(h) if h.contains(':') && !h.starts_with('[') => HeaderValue::from_str(h).ok(),
+                // Otherwise the target's port is added unless it is the scheme's default, as
+                // Kong's set_host_header does.
+                Some(h) => svc.host_header(h, t.port),
                 None => svc.host_header(&t.host, t.port),
             })
             .collect(),

@@ -30,6 +30,8 @@ pub struct ProxySettings {
     pub server: HeaderValue,
     pub via_h1: HeaderValue,
     pub via_h2: HeaderValue,
+    /// `database = off`: readiness needs a non-empty config.
+    pub dbless: bool,
 }
 
 impl ProxySettings {
@@ -54,6 +56,7 @@ impl ProxySettings {
             server: HeaderValue::from_static(SERVER_TOKEN),
             via_h1: HeaderValue::from_static(concat!("1.1 silverback/", env!("CARGO_PKG_VERSION"))),
             via_h2: HeaderValue::from_static(concat!("2 silverback/", env!("CARGO_PKG_VERSION"))),
+            dbless: s.database == silverback_config::Database::Off,
         }
     }
 }
@@ -89,7 +92,7 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("snapshot", &self.snapshot.load())
-            .field("ready", &self.is_ready())
+            .field("loaded", &self.is_loaded())
             .finish()
     }
 }
@@ -119,8 +122,20 @@ impl Shared {
     }
 
     /// Whether a first config has been loaded.
-    pub fn is_ready(&self) -> bool {
+    pub fn is_loaded(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Kong's readiness rule: a config must be loaded, and in DB-less mode it must not be
+    /// empty (an empty declarative config means the node has nothing to serve yet).
+    pub fn readiness(&self, dbless: bool) -> Result<(), &'static str> {
+        if !self.is_loaded() {
+            return Err("no configuration available (configuration hash is not initialized)");
+        }
+        if dbless && self.snapshot().config.hash() == silverback_model::EMPTY_CONFIG_HASH {
+            return Err("no configuration available (empty configuration present)");
+        }
+        Ok(())
     }
 
     pub fn worker(&self, i: usize) -> &WorkerStats {

@@ -45,16 +45,10 @@ fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     }
     match req.uri().path().trim_end_matches('/') {
         "/status" => json_response(StatusCode::OK, status_body(shared)),
-        "/status/ready" => {
-            if shared.is_ready() {
-                json_response(StatusCode::OK, json!({"message": "ready"}))
-            } else {
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"message": "no configuration available (empty configuration present)"}),
-                )
-            }
-        }
+        "/status/ready" => match shared.readiness(shared.settings.dbless) {
+            Ok(()) => json_response(StatusCode::OK, json!({"message": "ready"})),
+            Err(why) => json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"message": why})),
+        },
         _ => json_response(StatusCode::NOT_FOUND, json!({"message": "Not found"})),
     }
 }

@@ -2,7 +2,7 @@
 //! own listening sockets (thread-per-core, like nginx workers). Nothing on the request path is
 //! shared between workers except the read-only snapshot.
 
-use crate::request::{ConnInfo, handle};
+use crate::request::{ConnInfo, handle_hyper};
 use crate::state::Shared;
 use crate::upstream::pool;
 use hyper::service::service_fn;
@@ -162,61 +162,42 @@ async fn sniff(stream: &TcpStream) -> Protocol {
 async fn serve(stream: TcpStream, info: Arc<ConnInfo>, mut shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let peer: SocketAddr = info.peer;
-    let svc = service_fn(move |req| handle(req, info.clone()));
+    let protocol = sniff(&stream).await;
+    if let Protocol::Http1 = protocol {
+        // Plain HTTP/1.x: our own server codec, the fast path.
+        return crate::http::server::serve(stream, info, shutdown).await;
+    }
+    let svc = service_fn(move |req| handle_hyper(req, info.clone()));
     let io = TokioIo::new(stream);
-    // Serving HTTP/1 directly (not through the auto-detecting wrapper) keeps every read of a
-    // keepalive connection off the detection path.
-    let result = match sniff(io.inner()).await {
-        Protocol::Http1 => {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(CLIENT_IDLE_TIMEOUT)
-                .keep_alive(true)
-                .serve_connection(io, svc)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => r,
-                _ = shutdown.wait_for(|s| *s) => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+    let result = if let Protocol::Http2 = protocol {
+        let conn = hyper::server::conn::http2::Builder::new(LocalExec)
+            .timer(TokioTimer::new())
+            .serve_connection(io, svc);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r.map_err(|e| e.to_string()),
+            _ = shutdown.wait_for(|s| *s) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await.map_err(|e| e.to_string())
             }
         }
-        Protocol::Http2 => {
-            let conn = hyper::server::conn::http2::Builder::new(LocalExec)
-                .timer(TokioTimer::new())
-                .serve_connection(io, svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => r,
-                _ = shutdown.wait_for(|s| *s) => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+    } else {
+        // Too few bytes to tell yet: hyper reads on and decides.
+        let mut builder = auto::Builder::new(LocalExec);
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(CLIENT_IDLE_TIMEOUT)
+            .keep_alive(true);
+        builder.http2().timer(TokioTimer::new());
+        let conn = builder.serve_connection_with_upgrades(io, svc);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r.map_err(|e| e.to_string()),
+            _ = shutdown.wait_for(|s| *s) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await.map_err(|e| e.to_string())
             }
-        }
-        Protocol::Unknown => {
-            let mut builder = auto::Builder::new(LocalExec);
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(CLIENT_IDLE_TIMEOUT)
-                .keep_alive(true);
-            builder.http2().timer(TokioTimer::new());
-            let conn = builder.serve_connection_with_upgrades(io, svc);
-            tokio::pin!(conn);
-            let r = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = shutdown.wait_for(|s| *s) => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = r {
-                tracing::debug!(%peer, error = %e, "client connection ended with an error");
-            }
-            return;
         }
     };
     if let Err(e) = result {

@@ -97,13 +97,32 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// `true` when the client connection is TLS.
     pub https: bool,
-    pub headers: &'a http::HeaderMap,
+    pub headers: &'a dyn Headers,
     /// The TLS server name, when the client sent one.
     pub sni: Option<&'a str>,
     /// The client address (after real-IP processing).
     pub src: SocketAddr,
     /// The local address the request arrived on.
     pub dst: SocketAddr,
+}
+
+/// Read access to request headers, for routes that match on them.
+pub trait Headers {
+    /// Whether any value line of the header satisfies `pred`. `name` is lower case; the lookup
+    /// is case-insensitive.
+    fn any_value(&self, name: &str, pred: &mut dyn FnMut(&[u8]) -> bool) -> bool;
+}
+
+impl Headers for http::HeaderMap {
+    fn any_value(&self, name: &str, pred: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.get_all(name).iter().any(|v| pred(v.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for dyn Headers + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Headers")
+    }
 }
 
 /// Why [`Router::build`] rejected a configuration.

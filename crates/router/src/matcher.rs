@@ -8,7 +8,7 @@ use crate::host::{HostPattern, NamePattern, parse_sni};
 use crate::priority::{Part, is_regex, priority};
 use crate::validate::{PathRegex, compile_path_regex, describe_regex_error};
 use crate::{BuildError, Captures, NetMatch, Request, RouteSpec};
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
 use regex::Regex;
 use regex_automata::Input;
 use regex_automata::util::primitives::NonMaxUsize;
@@ -21,7 +21,7 @@ use uuid::Uuid;
 #[derive(Debug)]
 pub(crate) struct RequestCtx<'r> {
     pub(crate) method: &'r str,
-    pub(crate) headers: &'r HeaderMap,
+    pub(crate) headers: &'r dyn crate::Headers,
     pub(crate) https: bool,
     /// Lower-cased SNI.
     pub(crate) sni: Option<&'r str>,
@@ -136,14 +136,14 @@ struct HeaderRule {
 
 impl HeaderRule {
     /// Any value line of the header matches any accepted value.
-    fn matches(&self, headers: &HeaderMap) -> bool {
+    fn matches(&self, headers: &dyn crate::Headers) -> bool {
         let Some(name) = &self.name else {
             return false;
         };
-        headers.get_all(name).iter().any(|value| {
+        headers.any_value(name.as_str(), &mut |value| {
             // Kong fails the whole request (404) on a non-UTF-8 value of a header that some route
             // uses; here only that line fails to match.
-            let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
+            let Ok(text) = std::str::from_utf8(value) else {
                 return false;
             };
             let lowered = lowercase_value(text);

@@ -1,20 +1,25 @@
 //! The life of one proxied request: route, check protocol rules, build the upstream request,
 //! send it (with retries), and relay the response with Kong's headers.
+//!
+//! The pipeline works on [`ClientRequest`] and answers a [`Reply`], whichever protocol the client
+//! used: our HTTP/1.1 server hands requests over as parsed; hyper-served (HTTP/2) ones are
+//! converted by [`handle_hyper`].
 
 pub mod forwarded;
 pub mod headers;
 
-use crate::body::{self, BufferError, RequestBody, ResponseBody};
+use crate::body::{self, BufferError, ClientBodyError, ClientStream, RequestBody, ResponseBody};
 use crate::error::ProxyError;
+use crate::http::Fields;
 use crate::response;
 use crate::snapshot::{CompiledRoute, CompiledService, ServiceTarget, Snapshot};
 use crate::state::Shared;
 use crate::upstream::{self, AttemptError, Timeouts, pool::PoolKey};
 use headers::*;
-use http::header::{CONTENT_LENGTH, HOST, VIA};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::header::{CONTENT_LENGTH, HeaderName, VIA};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method, StatusCode, Version};
 use http_body::Body;
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -53,78 +58,147 @@ impl ConnInfo {
     }
 }
 
-/// Entry point from the server: never fails; errors become Kong's responses.
-pub async fn handle(
-    req: Request<Incoming>,
-    conn: Arc<ConnInfo>,
-) -> Result<Response<ResponseBody>, Infallible> {
+/// A client request, whatever protocol it came over.
+pub struct ClientRequest<'a> {
+    pub method: Method,
+    /// The request target as sent (path not yet normalized).
+    pub target: PathAndQuery,
+    pub version: Version,
+    /// `:authority` (HTTP/2) or the authority of an absolute-form target; else the Host field.
+    pub authority: Option<HeaderValue>,
+    /// Fields as received, hop-by-hop ones already dropped.
+    pub fields: Fields,
+    pub body: RequestBody<'a>,
+}
+
+/// The response to send to the client.
+pub struct Reply {
+    pub status: StatusCode,
+    pub fields: Fields,
+    pub body: ResponseBody,
+}
+
+impl Reply {
+    /// As a hyper response (HTTP/2 clients).
+    pub fn into_http(self) -> http::Response<ResponseBody> {
+        let mut resp = http::Response::new(self.body);
+        *resp.status_mut() = self.status;
+        *resp.headers_mut() = self.fields.to_map();
+        resp
+    }
+}
+
+/// Runs one request through the proxy; never fails: errors become Kong's responses.
+pub async fn handle(mut req: ClientRequest<'_>, conn: &ConnInfo) -> Reply {
     let started = Instant::now();
     let stats = conn.shared.worker(conn.worker);
     stats.requests.fetch_add(1, Ordering::Relaxed);
     stats.in_flight.fetch_add(1, Ordering::Relaxed);
     let request_id = new_request_id();
     let snapshot = conn.shared.snapshot();
-    let (parts, body) = req.into_parts();
-    let negotiation = Negotiation::of(&parts.headers);
-    let resp = match proxy(&snapshot, &conn, parts, body, &request_id, started).await {
+    let reply = match proxy(&snapshot, conn, &mut req, &request_id, started).await {
         Ok(r) => r,
-        Err(err) => gateway_error(&conn, &err, &negotiation, &request_id, started),
+        Err(err) => gateway_error(conn, &err, &req.fields, &request_id, started),
     };
     stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-    Ok(resp)
+    reply
 }
 
-/// The request headers that choose an error body's type, kept before the headers move on.
-pub(crate) struct Negotiation {
-    pub accept: Option<HeaderValue>,
-    pub content_type: Option<HeaderValue>,
-}
-
-impl Negotiation {
-    fn of(h: &HeaderMap) -> Self {
-        Negotiation {
-            accept: h.get(http::header::ACCEPT).cloned(),
-            content_type: h.get(http::header::CONTENT_TYPE).cloned(),
-        }
+/// Entry point for hyper-served connections (HTTP/2).
+pub async fn handle_hyper(
+    req: http::Request<hyper::body::Incoming>,
+    conn: Arc<ConnInfo>,
+) -> Result<http::Response<ResponseBody>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let authority = parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    let mut fields = Fields::from_map(parts.headers);
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+    ] {
+        fields.remove(name);
     }
+    let body = if body.is_end_stream() {
+        RequestBody::Empty
+    } else {
+        RequestBody::Stream(ClientStream::Hyper {
+            body,
+            seen: 0,
+            max: conn.shared.settings.client_max_body_size,
+        })
+    };
+    let req = ClientRequest {
+        method: parts.method,
+        target,
+        version: parts.version,
+        authority,
+        fields,
+        body,
+    };
+    Ok(handle(req, &conn).await.into_http())
+}
+
+/// 400 for a request the server could not parse.
+pub fn bad_request(conn: &ConnInfo, message: &'static str) -> Reply {
+    gateway_error(
+        conn,
+        &ProxyError::BadRequest(message.into()),
+        &Fields::default(),
+        &new_request_id(),
+        Instant::now(),
+    )
 }
 
 fn gateway_error(
     conn: &ConnInfo,
     err: &ProxyError,
-    neg: &Negotiation,
+    request_fields: &Fields,
     request_id: &HeaderValue,
     started: Instant,
-) -> Response<ResponseBody> {
+) -> Reply {
     let rid = request_id.to_str().unwrap_or_default();
     if err.is_upstream_failure() {
         tracing::error!(request_id = rid, error = %err, "proxy error");
     }
     let settings = &conn.shared.settings;
-    let mut resp = response::for_error(err, neg, rid, settings.error_default_type);
-    add_gateway_headers(conn, resp.headers_mut(), request_id, started);
-    resp
+    let mut reply = response::for_error(err, request_fields, rid, settings.error_default_type);
+    add_gateway_headers(conn, &mut reply.fields, request_id, started);
+    reply
 }
 
 /// Headers on responses the gateway makes itself.
 fn add_gateway_headers(
     conn: &ConnInfo,
-    h: &mut HeaderMap,
+    f: &mut Fields,
     request_id: &HeaderValue,
     started: Instant,
 ) {
     let s = &conn.shared.settings;
     if s.headers.server {
-        h.insert(http::header::SERVER, s.server.clone());
+        f.set_new(http::header::SERVER, s.server.clone());
     }
     if s.headers.response_latency {
-        h.insert(
+        f.set_new(
             X_KONG_RESPONSE_LATENCY,
             int_value(started.elapsed().as_millis() as u64),
         );
     }
     if s.headers.request_id {
-        h.insert(X_KONG_REQUEST_ID, request_id.clone());
+        f.set_new(X_KONG_REQUEST_ID, request_id.clone());
     }
 }
 
@@ -137,16 +211,6 @@ fn new_request_id() -> HeaderValue {
         *b = HEX[((n >> (124 - i * 4)) & 0xf) as usize];
     }
     HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
-}
-
-/// The Host of a request: `:authority` for HTTP/2, else the Host header.
-fn request_host(parts: &http::request::Parts) -> &str {
-    parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| parts.headers.get(HOST).and_then(|h| h.to_str().ok()))
-        .unwrap_or("")
 }
 
 /// nginx's `$host`: lower-case host name without the port.
@@ -164,25 +228,35 @@ fn host_without_port(host: &str) -> String {
     name.to_ascii_lowercase()
 }
 
-use http::header::HeaderName;
-
 async fn proxy(
     snapshot: &Snapshot,
     conn: &ConnInfo,
-    parts: http::request::Parts,
-    body: Incoming,
+    req: &mut ClientRequest<'_>,
     request_id: &HeaderValue,
     started: Instant,
-) -> Result<Response<ResponseBody>, ProxyError> {
+) -> Result<Reply, ProxyError> {
     let settings = &conn.shared.settings;
-    let client_ip = settings.trust.client_ip(conn.peer.ip(), &parts.headers);
-    let raw_host = request_host(&parts);
+    let client_ip = settings.trust.client_ip(
+        conn.peer.ip(),
+        req.fields.get_all(&settings.trust.real_ip_header),
+    );
+    let client_host = match &req.authority {
+        Some(a) => Some(a.clone()),
+        None => req
+            .fields
+            .get("host")
+            .and_then(|h| HeaderValue::from_bytes(h).ok()),
+    };
+    let raw_host = client_host
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     let route_req = silverback_router::Request {
-        method: parts.method.as_str(),
+        method: req.method.as_str(),
         host: raw_host,
-        path: parts.uri.path(),
+        path: req.target.path(),
         https: conn.tls,
-        headers: &parts.headers,
+        headers: &req.fields,
         sni: conn.sni.as_deref(),
         src: SocketAddr::new(client_ip, conn.peer.port()),
         dst: conn.local,
@@ -196,7 +270,9 @@ async fn proxy(
     // X-Forwarded-* values: the client's own only when it is a trusted proxy.
     let from_client = |name: &HeaderName| {
         if conn.peer_trusted {
-            parts.headers.get(name).cloned()
+            req.fields
+                .get(name.as_str())
+                .and_then(|v| HeaderValue::from_bytes(v).ok())
         } else {
             None
         }
@@ -205,16 +281,16 @@ async fn proxy(
         .unwrap_or_else(|| HeaderValue::from_static(if conn.tls { "https" } else { "http" }));
     let fwd_host = match from_client(&X_FORWARDED_HOST) {
         Some(h) => h,
-        None => host_value(raw_host, parts.headers.get(HOST)),
+        None => host_value(raw_host, client_host.as_ref()),
     };
     if route.https_only && fwd_proto.as_bytes() != b"https" {
-        return https_required(route, &fwd_host, &parts.uri);
+        return https_required(conn, route, &fwd_host, &req.target, request_id, started);
     }
     let service = route.service.clone().ok_or(ProxyError::NoService)?;
     let fwd_port = from_client(&X_FORWARDED_PORT).unwrap_or_else(|| conn.local_port.clone());
     let fwd_path = match from_client(&X_FORWARDED_PATH) {
         Some(p) => p,
-        None => HeaderValue::from_str(parts.uri.path())
+        None => HeaderValue::from_str(req.target.path())
             .map_err(|e| ProxyError::BadRequest(e.to_string()))?,
     };
     let fwd_prefix = from_client(&X_FORWARDED_PREFIX).or_else(|| {
@@ -231,75 +307,67 @@ async fn proxy(
         &m.path,
         m.matched_len,
     );
-    let uri = upstream_uri(&parts.uri, &upstream_path)?;
+    let target = upstream_target(&req.target, &upstream_path)?;
 
-    let client_host = parts.headers.get(HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    let version = parts.version;
-    let method = parts.method;
-    let mut headers = Outgoing::new(parts.headers);
+    let fields = &mut req.fields;
     let client_ip_value = if client_ip == conn.peer.ip().to_canonical() {
         conn.peer_ip.clone()
     } else {
         ip_value(client_ip)
     };
     // Kong appends the connecting peer to a received X-Forwarded-For, else sends the client.
-    if headers.contains(&X_FORWARDED_FOR) {
-        headers.append_list(X_FORWARDED_FOR, conn.peer_ip.as_bytes());
+    if fields.contains("x-forwarded-for") {
+        fields.append_list(X_FORWARDED_FOR, conn.peer_ip.as_bytes());
     } else {
-        headers.set_new(X_FORWARDED_FOR, client_ip_value.clone());
+        fields.set_new(X_FORWARDED_FOR, client_ip_value.clone());
     }
-    headers.set_new(X_FORWARDED_PROTO, fwd_proto);
-    headers.set_new(X_FORWARDED_HOST, fwd_host);
-    headers.set_new(X_FORWARDED_PORT, fwd_port);
-    headers.set_new(X_FORWARDED_PATH, fwd_path);
+    fields.set(X_FORWARDED_PROTO, fwd_proto);
+    fields.set(X_FORWARDED_HOST, fwd_host);
+    fields.set(X_FORWARDED_PORT, fwd_port);
+    fields.set(X_FORWARDED_PATH, fwd_path);
     match fwd_prefix {
-        Some(p) => headers.set_new(X_FORWARDED_PREFIX, p),
-        None => headers.remove(&X_FORWARDED_PREFIX),
+        Some(p) => fields.set(X_FORWARDED_PREFIX, p),
+        None => fields.remove("x-forwarded-prefix"),
     }
-    headers.set_new(X_REAL_IP, client_ip_value);
-    let via = if version == Version::HTTP_2 {
+    fields.set(X_REAL_IP, client_ip_value);
+    let via = if req.version == Version::HTTP_2 {
         &settings.via_h2
     } else {
         &settings.via_h1
     };
-    if headers.contains(&VIA) {
-        headers.append_list(VIA, via.as_bytes());
+    if fields.contains("via") {
+        fields.append_list(VIA, via.as_bytes());
     } else {
-        headers.set_new(VIA, via.clone());
+        fields.set_new(VIA, via.clone());
     }
     if settings.headers_upstream.request_id {
-        headers.set_new(X_KONG_REQUEST_ID, request_id.clone());
+        fields.set(X_KONG_REQUEST_ID, request_id.clone());
     } else {
-        headers.remove(&X_KONG_REQUEST_ID);
+        fields.remove("x-kong-request-id");
     }
 
-    let req_body = read_body(body, route, settings).await?;
-    match req_body.known_len() {
-        Some(0) if method_has_no_body(&method) => headers.remove(&CONTENT_LENGTH),
-        Some(n) => headers.set(CONTENT_LENGTH, int_value(n)),
+    let body = std::mem::replace(&mut req.body, RequestBody::Empty);
+    let body = read_body(body, route, settings).await?;
+    match body.known_len() {
+        Some(0) if method_has_no_body(&req.method) => fields.remove("content-length"),
+        Some(n) => fields.set(CONTENT_LENGTH, int_value(n)),
         None => {}
     }
     let head = UpstreamHead {
-        method,
-        uri,
-        headers,
+        method: &req.method,
+        target: &target,
+        fields: &req.fields,
         preserved_host: if route.preserve_host {
-            client_host
+            client_host.as_ref()
         } else {
             None
         },
     };
     let sent_at = Instant::now();
-    let resp = send_with_retries(conn, &service, &head, req_body).await?;
+    let resp = send_with_retries(conn, &service, &head, body).await?;
     let upstream_latency = sent_at.elapsed();
     Ok(finish_response(
         conn,
-        route,
         resp,
         request_id,
         sent_at.duration_since(started),
@@ -319,19 +387,20 @@ pub(crate) fn ip_value(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-/// The origin-form URI sent upstream: the request's own when the path is unchanged (no copy).
-fn upstream_uri(original: &Uri, upstream_path: &str) -> Result<Uri, ProxyError> {
+/// The target sent upstream: the request's own when the path is unchanged (no copy).
+fn upstream_target(
+    original: &PathAndQuery,
+    upstream_path: &str,
+) -> Result<PathAndQuery, ProxyError> {
     let escaped = silverback_router::escape_path(upstream_path);
-    if escaped == original.path()
-        && let Some(pq) = original.path_and_query()
-    {
-        return Ok(Uri::from(pq.clone()));
+    if escaped == original.path() {
+        return Ok(original.clone());
     }
     let text = match original.query() {
         Some(q) => format!("{escaped}?{q}"),
         None => escaped.into_owned(),
     };
-    text.parse()
+    PathAndQuery::from_maybe_shared(bytes::Bytes::from(text))
         .map_err(|e| ProxyError::BadRequest(format!("upstream uri: {e}")))
 }
 
@@ -350,58 +419,59 @@ fn host_value(raw_host: &str, host_header: Option<&HeaderValue>) -> HeaderValue 
 
 /// `protocols: [https]` reached over http: 426, or the configured redirect.
 fn https_required(
+    conn: &ConnInfo,
     route: &CompiledRoute,
     fwd_host: &HeaderValue,
-    uri: &Uri,
-) -> Result<Response<ResponseBody>, ProxyError> {
-    let fwd_host = fwd_host.to_str().unwrap_or_default();
+    target: &PathAndQuery,
+    request_id: &HeaderValue,
+    started: Instant,
+) -> Result<Reply, ProxyError> {
     let code = route.https_redirect_status_code;
     if code == 426 {
         return Err(ProxyError::HttpsRequired);
     }
     let status = StatusCode::from_u16(code).map_err(|e| ProxyError::Internal(e.to_string()))?;
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    Ok(response::redirect(
-        status,
-        &format!("https://{fwd_host}{path_and_query}"),
-    ))
+    let fwd_host = fwd_host.to_str().unwrap_or_default();
+    let mut reply = response::redirect(status, &format!("https://{fwd_host}{}", target.as_str()));
+    add_gateway_headers(conn, &mut reply.fields, request_id, started);
+    Ok(reply)
 }
 
-async fn read_body(
-    body: Incoming,
+async fn read_body<'a>(
+    body: RequestBody<'a>,
     route: &CompiledRoute,
     settings: &crate::state::ProxySettings,
-) -> Result<RequestBody, ProxyError> {
-    if body.is_end_stream() {
-        return Ok(RequestBody::Empty);
-    }
+) -> Result<RequestBody<'a>, ProxyError> {
+    let RequestBody::Stream(stream) = body else {
+        return Ok(body);
+    };
     let max = settings.client_max_body_size;
-    if max > 0 && body.size_hint().lower() > max {
+    if max > 0 && stream.size_hint().lower() > max {
         return Err(ProxyError::BodyTooLarge);
     }
     if !route.request_buffering {
-        return Ok(RequestBody::Stream(body));
+        return Ok(RequestBody::Stream(stream));
     }
     body::buffer(
-        body,
+        stream,
         settings.client_body_buffer_size,
         max,
         &settings.temp_dir,
     )
     .await
     .map_err(|e| match e {
-        BufferError::TooLarge => ProxyError::BodyTooLarge,
+        BufferError::Client(ClientBodyError::TooLarge) => ProxyError::BodyTooLarge,
         BufferError::Client(e) => ProxyError::ClientBody(e.to_string()),
         BufferError::Io(e) => ProxyError::Internal(format!("buffering request body: {e}")),
     })
 }
 
 /// The parts of the upstream request that do not change between attempts.
-struct UpstreamHead {
-    method: Method,
-    uri: Uri,
-    headers: Outgoing,
-    preserved_host: Option<HeaderValue>,
+struct UpstreamHead<'a> {
+    method: &'a Method,
+    target: &'a PathAndQuery,
+    fields: &'a Fields,
+    preserved_host: Option<&'a HeaderValue>,
 }
 
 /// Up to `retries + 1` attempts, each to a newly picked target, on connection failures and
@@ -410,8 +480,8 @@ struct UpstreamHead {
 async fn send_with_retries(
     conn: &ConnInfo,
     service: &CompiledService,
-    head: &UpstreamHead,
-    body: RequestBody,
+    head: &UpstreamHead<'_>,
+    body: RequestBody<'_>,
 ) -> Result<upstream::h1::Response, ProxyError> {
     let settings = &conn.shared.settings;
     let timeouts = Timeouts {
@@ -421,7 +491,6 @@ async fn send_with_retries(
     };
     let attempts = service.retries.saturating_add(1);
     let idempotent = head.method.is_idempotent();
-    let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut tried: Vec<usize> = Vec::new();
     let mut body = Some(body);
     let mut last_err = None;
@@ -433,26 +502,29 @@ async fn send_with_retries(
         } else {
             None
         };
-        let host = head.preserved_host.as_ref().or(host_header.as_ref());
         let req = upstream::h1::Head {
-            method: &head.method,
-            target,
-            host,
-            headers: &head.headers,
+            method: head.method,
+            target: head.target.as_str(),
+            host: head.preserved_host.or(host_header.as_ref()),
+            fields: head.fields,
         };
         let key = PoolKey { addr };
         match upstream::send(&key, &settings.keepalive, &timeouts, req, this_body).await {
             Ok(resp) => return Ok(resp),
             Err((e, sent)) => {
+                if let AttemptError::ClientBody(reason) = e {
+                    return Err(if reason.too_large {
+                        ProxyError::BodyTooLarge
+                    } else {
+                        ProxyError::ClientBody(reason.message)
+                    });
+                }
                 tracing::warn!(
                     upstream = %addr,
                     attempt = attempt + 1,
                     error = %e,
                     "upstream attempt failed"
                 );
-                if let AttemptError::ClientBody(reason) = e {
-                    return Err(ProxyError::ClientBody(reason));
-                }
                 if let Some(t) = picked {
                     tried.push(t);
                 }
@@ -472,7 +544,7 @@ async fn send_with_retries(
         Some(AttemptError::Connect(e)) => ProxyError::Connect(e.to_string()),
         Some(AttemptError::Io(e)) => ProxyError::Upstream(e.to_string()),
         Some(AttemptError::Upstream(e)) => ProxyError::Upstream(e),
-        Some(AttemptError::ClientBody(e)) => ProxyError::ClientBody(e),
+        Some(AttemptError::ClientBody(e)) => ProxyError::ClientBody(e.message),
         None => ProxyError::Internal("no attempt made".into()),
     })
 }
@@ -506,57 +578,58 @@ async fn pick_target(
     }
 }
 
-/// The client's response: the upstream's head with hop-by-hop headers removed and Kong's added.
+/// The client's reply: the upstream's head with hop-by-hop fields removed and Kong's added.
 fn finish_response(
     conn: &ConnInfo,
-    route: &CompiledRoute,
     resp: upstream::h1::Response,
     request_id: &HeaderValue,
     proxy_latency: std::time::Duration,
     upstream_latency: std::time::Duration,
-) -> Response<ResponseBody> {
+) -> Reply {
     let s = &conn.shared.settings;
     let status = resp.status;
-    let mut h = resp.headers;
-    strip_hop_by_hop(&mut h);
+    let mut f = resp.fields;
+    strip_hop_by_hop(&mut f);
     if s.headers.via {
-        if h.contains_key(VIA) {
-            append_list(&mut h, VIA, s.via_h1.as_bytes());
+        if f.contains("via") {
+            f.append_list(VIA, s.via_h1.as_bytes());
         } else {
-            h.insert(VIA, s.via_h1.clone());
+            f.set_new(VIA, s.via_h1.clone());
         }
     }
+    // Kong (3.8+) names itself when the upstream does not.
+    if s.headers.server && !f.contains("server") {
+        f.set_new(http::header::SERVER, s.server.clone());
+    }
     if s.headers.upstream_latency {
-        h.insert(
+        f.set_new(
             X_KONG_UPSTREAM_LATENCY,
             int_value(upstream_latency.as_millis() as u64),
         );
     }
     if s.headers.proxy_latency {
-        h.insert(
+        f.set_new(
             X_KONG_PROXY_LATENCY,
             int_value(proxy_latency.as_millis() as u64),
         );
     }
     if s.headers.upstream_status {
-        h.insert(
+        f.set_new(
             X_KONG_UPSTREAM_STATUS,
             int_value(u64::from(status.as_u16())),
         );
     }
     if s.headers.request_id {
-        h.insert(X_KONG_REQUEST_ID, request_id.clone());
+        f.set(X_KONG_REQUEST_ID, request_id.clone());
     }
-    // Whole bodies are sent as read; others stream (response_buffering only changes how much
-    // nginx reads ahead, which this relay does not need).
-    let _ = route.response_buffering;
     let body = match resp.body {
         upstream::h1::ResponseBody::Complete(b) if b.is_empty() => ResponseBody::Empty,
         upstream::h1::ResponseBody::Complete(b) => ResponseBody::Full(Some(b)),
         upstream::h1::ResponseBody::Stream(b) => ResponseBody::Upstream(b),
     };
-    let mut out = Response::new(body);
-    *out.status_mut() = status;
-    *out.headers_mut() = h;
-    out
+    Reply {
+        status,
+        fields: f,
+        body,
+    }
 }

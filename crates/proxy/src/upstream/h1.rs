@@ -2,17 +2,19 @@
 //!
 //! The request is written and the response read inside the request's own task: no connection
 //! task, no channels between them (hyper's client needs both), and a small response that arrived
-//! with its head is answered without another read. The response body is decoded as the client
-//! reads it and the connection goes back to the pool at its end.
+//! with its head is answered without another read. Response fields stay in the bytes they
+//! arrived in; the body is decoded as the client reads it and the connection goes back to the
+//! pool at its end.
 
 use super::pool::{self, Limits, PoolKey};
-use super::{AttemptError, Timeouts};
-use crate::body::{BoxError, RequestBody};
-use crate::request::headers::Outgoing;
-use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderName, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use super::{AttemptError, ClientFailure, Timeouts};
+use crate::body::{BoxError, ClientBodyError, RequestBody, client_error};
+use crate::http::Fields;
+use crate::http::framing::{self, Decoder, Framing, Step};
+use bytes::{Bytes, BytesMut};
+use http::{Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -86,40 +88,33 @@ impl Conn {
     }
 }
 
-/// The request line and headers to send.
+/// The request line and fields to send.
 pub struct Head<'a> {
     pub method: &'a Method,
     /// Origin-form target: path and query.
     pub target: &'a str,
-    pub host: Option<&'a HeaderValue>,
-    pub headers: &'a Outgoing,
-}
-
-/// How the response body is delimited (RFC 9112 §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length(u64),
-    Chunked,
-    /// Until the upstream closes the connection.
-    Close,
+    /// Replaces the client's Host field when set.
+    pub host: Option<&'a http::HeaderValue>,
+    pub fields: &'a Fields,
 }
 
 /// A response head and its body.
 pub struct Response {
     pub status: StatusCode,
     pub version: Version,
-    pub headers: HeaderMap,
+    pub fields: Fields,
     pub body: ResponseBody,
 }
 
 /// The response body: already complete (small bodies) or read as the client goes.
 pub enum ResponseBody {
     Complete(Bytes),
-    Stream(H1Body),
+    /// Boxed: only large, streamed bodies take this form.
+    Stream(Box<H1Body>),
 }
 
-/// Sends the request and reads the response head. `sent` in the error tells whether any of the
-/// request may have reached the upstream.
+/// Sends the request and reads the response head. The bool in the error tells whether any of
+/// the request may have reached the upstream.
 pub async fn round_trip(
     mut conn: Conn,
     reused: bool,
@@ -127,18 +122,19 @@ pub async fn round_trip(
     limits: &Limits,
     t: &Timeouts,
     head: Head<'_>,
-    body: RequestBody,
+    body: RequestBody<'_>,
 ) -> Result<Response, (AttemptError, bool)> {
     conn.uses += 1;
     let head_only = *head.method == Method::HEAD;
     let chunked = encode_head(&mut conn.head, &head, &body);
     if let Err(e) = write_request(&mut conn, body, chunked, t).await {
+        let client_side = matches!(e, AttemptError::ClientBody(_));
         // A reused connection that fails while writing was closed by the upstream before it
         // could read anything.
-        return Err((e, !reused));
+        return Err((e, client_side || !reused));
     }
     let deadline = Instant::now() + t.read;
-    let (status, version, headers) = loop {
+    let (status, version, fields) = loop {
         let parsed = read_head(&mut conn, deadline)
             .await
             .map_err(|e| (e, true))?;
@@ -154,22 +150,16 @@ pub async fn round_trip(
             true,
         ));
     }
-    let framing = framing(status, &headers, head_only).map_err(|e| (e, true))?;
-    let keep_alive = framing != Framing::Close && keeps_alive(version, &headers);
+    let framing = response_framing(status, &fields, head_only).map_err(|e| (e, true))?;
+    let keep_alive = framing != Framing::Close && keeps_alive(version, &fields);
     let mut body = H1Body {
         conn: Some(conn),
-        framing,
-        remaining: match framing {
-            Framing::Length(n) => n,
-            _ => 0,
-        },
-        chunk: ChunkState::Size,
+        decoder: Decoder::new(framing),
         keep_alive,
         key: key.clone(),
         limits: *limits,
         read_timeout: t.read,
         timer: None,
-        done: false,
     };
     if let Framing::Length(n) = framing
         && n <= SMALL_BODY
@@ -178,20 +168,20 @@ pub async fn round_trip(
         return Ok(Response {
             status,
             version,
-            headers,
+            fields,
             body: ResponseBody::Complete(bytes),
         });
     }
     Ok(Response {
         status,
         version,
-        headers,
-        body: ResponseBody::Stream(body),
+        fields,
+        body: ResponseBody::Stream(Box::new(body)),
     })
 }
 
 /// Serializes the request head; returns whether the body goes out chunked.
-fn encode_head(out: &mut Vec<u8>, head: &Head<'_>, body: &RequestBody) -> bool {
+fn encode_head(out: &mut Vec<u8>, head: &Head<'_>, body: &RequestBody<'_>) -> bool {
     out.clear();
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
@@ -202,16 +192,18 @@ fn encode_head(out: &mut Vec<u8>, head: &Head<'_>, body: &RequestBody) -> bool {
         out.extend_from_slice(host.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    head.headers.for_each(|name, value| {
-        if *name == HOST && head.host.is_some() {
+    let mut has_length = false;
+    head.fields.for_each(|name, value| {
+        if head.host.is_some() && name.eq_ignore_ascii_case(b"host") {
             return;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        has_length |= name.eq_ignore_ascii_case(b"content-length");
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     });
-    let chunked = matches!(body, RequestBody::Stream(_)) && !head.headers.contains(&CONTENT_LENGTH);
+    let chunked = matches!(body, RequestBody::Stream(_)) && !has_length;
     if chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
@@ -219,9 +211,18 @@ fn encode_head(out: &mut Vec<u8>, head: &Head<'_>, body: &RequestBody) -> bool {
     chunked
 }
 
+/// The client side of a body failure, kept apart so the proxy can answer 413 or 400 instead of
+/// blaming the upstream.
+fn client_failure(e: &BoxError) -> Option<ClientFailure> {
+    client_error(e).map(|c| ClientFailure {
+        too_large: matches!(c, ClientBodyError::TooLarge),
+        message: c.to_string(),
+    })
+}
+
 async fn write_request(
     conn: &mut Conn,
-    body: RequestBody,
+    body: RequestBody<'_>,
     chunked: bool,
     t: &Timeouts,
 ) -> Result<(), AttemptError> {
@@ -239,7 +240,12 @@ async fn write_request(
                 let frame = match tokio::time::timeout(t.write, streaming.frame()).await {
                     Err(_) => return Err(AttemptError::Timeout { write: true }),
                     Ok(None) => break,
-                    Ok(Some(Err(e))) => return Err(AttemptError::ClientBody(e.to_string())),
+                    Ok(Some(Err(e))) => {
+                        return Err(match client_failure(&e) {
+                            Some(c) => AttemptError::ClientBody(c),
+                            None => AttemptError::Io(io::Error::other(e)),
+                        });
+                    }
                     Ok(Some(Ok(f))) => f,
                 };
                 let Ok(data) = frame.into_data() else {
@@ -272,7 +278,8 @@ async fn write_all(
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut written = 0;
     {
-        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let slices: smallvec::SmallVec<[IoSlice<'_>; 4]> =
+            parts.iter().map(|p| IoSlice::new(p)).collect();
         match io.try_write_vectored(&slices) {
             Ok(n) => written = n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -340,7 +347,7 @@ async fn read_more(conn: &mut Conn, deadline: Instant) -> Result<usize, AttemptE
 async fn read_head(
     conn: &mut Conn,
     deadline: Instant,
-) -> Result<(StatusCode, Version, HeaderMap), AttemptError> {
+) -> Result<(StatusCode, Version, Fields), AttemptError> {
     loop {
         if !conn.buf.is_empty()
             && let Some(parsed) = parse_head(&mut conn.buf)?
@@ -361,9 +368,7 @@ async fn read_head(
 }
 
 /// Parses a complete head at the start of `buf` and removes it; `None` when incomplete.
-fn parse_head(
-    buf: &mut BytesMut,
-) -> Result<Option<(StatusCode, Version, HeaderMap)>, AttemptError> {
+fn parse_head(buf: &mut BytesMut) -> Result<Option<(StatusCode, Version, Fields)>, AttemptError> {
     // Uninitialized header slots: initializing 100 of them per response showed in profiles.
     let mut storage = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); 100];
     let mut resp = httparse::Response::new(&mut []);
@@ -387,7 +392,7 @@ fn parse_head(
     } else {
         Version::HTTP_11
     };
-    // Header values are kept as slices of the head's bytes (no copy).
+    // Fields are kept as offsets into the head's bytes (no copy).
     let base = buf.as_ptr() as usize;
     let spans: smallvec::SmallVec<[(usize, usize, usize, usize); 24]> = resp
         .headers
@@ -402,21 +407,18 @@ fn parse_head(
         })
         .collect();
     let head = buf.split_to(len).freeze();
-    // Room for the headers the proxy adds before answering (Via, latencies, request id).
-    let mut headers = HeaderMap::with_capacity(spans.len() + 6);
-    for (ns, nl, vs, vl) in spans {
-        let name = HeaderName::from_bytes(&head[ns..ns + nl])
-            .map_err(|_| AttemptError::Upstream("invalid header name".into()))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
-            .map_err(|_| AttemptError::Upstream("invalid header value".into()))?;
-        headers.append(name, value);
-    }
-    Ok(Some((status, version, headers)))
+    let fields = Fields::from_parsed(
+        head.clone(),
+        spans
+            .iter()
+            .map(|&(ns, nl, vs, vl)| (&head[ns..ns + nl], &head[vs..vs + vl])),
+    );
+    Ok(Some((status, version, fields)))
 }
 
-fn framing(
+fn response_framing(
     status: StatusCode,
-    headers: &HeaderMap,
+    fields: &Fields,
     head_only: bool,
 ) -> Result<Framing, AttemptError> {
     if head_only
@@ -426,80 +428,49 @@ fn framing(
     {
         return Ok(Framing::Length(0));
     }
-    if let Some(te) = headers.get(TRANSFER_ENCODING) {
-        let last = te
-            .to_str()
-            .unwrap_or_default()
-            .rsplit(',')
-            .next()
-            .unwrap_or_default()
-            .trim();
-        return Ok(if last.eq_ignore_ascii_case("chunked") {
-            Framing::Chunked
-        } else {
-            Framing::Close
-        });
-    }
-    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
-    if let Some(first) = lengths.next() {
-        let n: u64 = first
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| AttemptError::Upstream("invalid Content-Length".into()))?;
-        if lengths.any(|v| v != first) {
-            return Err(AttemptError::Upstream("conflicting Content-Length".into()));
-        }
-        return Ok(Framing::Length(n));
-    }
-    Ok(Framing::Close)
+    framing::from_fields(
+        fields.get("transfer-encoding"),
+        fields.get_all("content-length"),
+        false,
+    )
+    .map_err(|e| AttemptError::Upstream(e.to_string()))
 }
 
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    // Common case first: a single `Connection: keep-alive` (or none) on HTTP/1.1.
+fn keeps_alive(version: Version, fields: &Fields) -> bool {
+    let mut values = fields.get_all("connection");
+    let first = values.next();
+    // Common case first: no `Connection`, or a single `keep-alive`, on HTTP/1.1.
     if version == Version::HTTP_11 {
-        match headers.get(CONNECTION).map(HeaderValue::as_bytes) {
+        match first {
             None => return true,
-            Some(v) if v.eq_ignore_ascii_case(b"keep-alive") => return true,
+            Some(v) if v.eq_ignore_ascii_case(b"keep-alive") && values.next().is_none() => {
+                return true;
+            }
             _ => {}
         }
     }
-    let has = |token: &str| {
-        headers.get_all(CONNECTION).iter().any(|v| {
-            v.to_str()
-                .unwrap_or_default()
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case(token))
+    let has = |token: &[u8]| {
+        fields.get_all("connection").any(|v| {
+            v.split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
         })
     };
     if version == Version::HTTP_10 {
-        has("keep-alive")
+        has(b"keep-alive")
     } else {
-        !has("close")
+        !has(b"close")
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChunkState {
-    Size,
-    Data,
-    DataEnd,
-    Trailers,
 }
 
 /// A response body read from the upstream connection as the client consumes it.
 pub struct H1Body {
     conn: Option<Conn>,
-    framing: Framing,
-    /// Bytes left: of the whole body (Length) or of the current chunk (Chunked).
-    remaining: u64,
-    chunk: ChunkState,
+    decoder: Decoder,
     keep_alive: bool,
     key: PoolKey,
     limits: Limits,
     read_timeout: Duration,
     timer: Option<Pin<Box<Sleep>>>,
-    done: bool,
 }
 
 impl H1Body {
@@ -517,14 +488,13 @@ impl H1Body {
             }
         }
         let bytes = conn.buf.split_to(n).freeze();
-        self.remaining = 0;
+        self.decoder = Decoder::new(Framing::Length(0));
         self.finish();
         Ok(bytes)
     }
 
     /// The body is over: a clean keep-alive connection goes back to the pool.
     fn finish(&mut self) {
-        self.done = true;
         if let Some(conn) = self.conn.take()
             && self.keep_alive
             && conn.buf.is_empty()
@@ -533,80 +503,9 @@ impl H1Body {
         }
     }
 
-    /// Decodes what is buffered; `None` when more input is needed.
-    fn decode(&mut self) -> Result<Option<Option<Bytes>>, BoxError> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(Some(None));
-        };
-        let buf = &mut conn.buf;
-        match self.framing {
-            Framing::Length(_) => {
-                if self.remaining == 0 {
-                    return Ok(Some(None));
-                }
-                if buf.is_empty() {
-                    return Ok(None);
-                }
-                let take = (self.remaining.min(buf.len() as u64)) as usize;
-                self.remaining -= take as u64;
-                Ok(Some(Some(buf.split_to(take).freeze())))
-            }
-            Framing::Close => {
-                if buf.is_empty() {
-                    return Ok(None);
-                }
-                Ok(Some(Some(buf.split().freeze())))
-            }
-            Framing::Chunked => loop {
-                match self.chunk {
-                    ChunkState::Size => match httparse::parse_chunk_size(buf) {
-                        Ok(httparse::Status::Complete((used, size))) => {
-                            buf.advance(used);
-                            if size == 0 {
-                                self.chunk = ChunkState::Trailers;
-                            } else {
-                                self.remaining = size;
-                                self.chunk = ChunkState::Data;
-                            }
-                        }
-                        Ok(httparse::Status::Partial) => return Ok(None),
-                        Err(_) => return Err("invalid chunk size from upstream".into()),
-                    },
-                    ChunkState::Data => {
-                        if buf.is_empty() {
-                            return Ok(None);
-                        }
-                        let take = (self.remaining.min(buf.len() as u64)) as usize;
-                        self.remaining -= take as u64;
-                        if self.remaining == 0 {
-                            self.chunk = ChunkState::DataEnd;
-                        }
-                        return Ok(Some(Some(buf.split_to(take).freeze())));
-                    }
-                    ChunkState::DataEnd => {
-                        if buf.len() < 2 {
-                            return Ok(None);
-                        }
-                        if &buf[..2] != b"\r\n" {
-                            return Err("invalid chunk end from upstream".into());
-                        }
-                        buf.advance(2);
-                        self.chunk = ChunkState::Size;
-                    }
-                    ChunkState::Trailers => {
-                        // Trailer fields end with an empty line; they are not relayed.
-                        match memchr::memmem::find(buf, b"\r\n") {
-                            Some(0) => {
-                                buf.advance(2);
-                                return Ok(Some(None));
-                            }
-                            Some(i) => buf.advance(i + 2),
-                            None => return Ok(None),
-                        }
-                    }
-                }
-            },
-        }
+    fn fail(&mut self, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.conn = None;
+        Poll::Ready(Some(Err(e)))
     }
 }
 
@@ -619,45 +518,44 @@ impl Body for H1Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
         loop {
-            match this.decode() {
-                Err(e) => {
-                    this.conn = None;
-                    this.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Ok(Some(Some(data))) => {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.decoder.decode(&mut conn.buf) {
+                Ok(Step::Data(data)) => {
                     this.timer = None;
-                    if matches!(this.framing, Framing::Length(_)) && this.remaining == 0 {
+                    if this.decoder.is_done() {
                         this.finish();
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Ok(Some(None)) => {
+                Ok(Step::End) => {
                     this.finish();
                     return Poll::Ready(None);
                 }
-                Ok(None) => {}
+                Ok(Step::NeedMore) => {}
+                Err(e) => return this.fail(e.into()),
             }
-            let Some(conn) = this.conn.as_mut() else {
-                return Poll::Ready(None);
-            };
             if conn.buf.capacity() - conn.buf.len() < READ_MIN_ROOM {
                 conn.buf.reserve(READ_CHUNK);
             }
-            let n = match conn.io.try_read_buf(&mut conn.buf) {
-                Ok(n) => n,
+            match conn.io.try_read_buf(&mut conn.buf) {
+                Ok(0) => {
+                    return match this.decoder.eof() {
+                        Ok(_) => {
+                            // Close-delimited: the connection is done for.
+                            this.conn = None;
+                            Poll::Ready(None)
+                        }
+                        Err(e) => this.fail(e.into()),
+                    };
+                }
+                Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     match conn.io.poll_read_ready(cx) {
                         Poll::Ready(Ok(())) => continue,
-                        Poll::Ready(Err(e)) => {
-                            this.conn = None;
-                            this.done = true;
-                            return Poll::Ready(Some(Err(e.into())));
-                        }
+                        Poll::Ready(Err(e)) => return this.fail(e.into()),
                         Poll::Pending => {}
                     }
                     let timeout = this.read_timeout;
@@ -665,47 +563,25 @@ impl Body for H1Body {
                         .timer
                         .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                     if timer.as_mut().poll(cx).is_ready() {
-                        this.conn = None;
-                        this.done = true;
-                        return Poll::Ready(Some(
-                            Err("upstream timed out sending the body".into()),
-                        ));
+                        return this.fail("upstream timed out sending the body".into());
                     }
                     return Poll::Pending;
                 }
-                Err(e) => {
-                    this.conn = None;
-                    this.done = true;
-                    return Poll::Ready(Some(Err(e.into())));
-                }
-            };
-            if n == 0 {
-                this.done = true;
-                this.conn = None;
-                return match this.framing {
-                    // A close-delimited body ends when the upstream closes.
-                    Framing::Close => Poll::Ready(None),
-                    _ => Poll::Ready(Some(Err(
-                        "upstream closed the connection in the body".into()
-                    ))),
-                };
+                Err(e) => return this.fail(e.into()),
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.decoder.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.framing {
-            Framing::Length(_) => SizeHint::with_exact(self.remaining),
-            _ => SizeHint::default(),
-        }
+        self.decoder
+            .remaining_exact()
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
-
-use std::future::Future;
 
 #[cfg(test)]
 mod tests {
@@ -716,70 +592,74 @@ mod tests {
         let mut buf = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nX-A: 2\r\n\r\nhello"[..],
         );
-        let (status, version, headers) = parse_head(&mut buf).unwrap().unwrap();
+        let (status, version, fields) = parse_head(&mut buf).unwrap().unwrap();
         assert_eq!(status, 200);
         assert_eq!(version, Version::HTTP_11);
-        assert_eq!(headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(fields.get_all("x-a").count(), 2);
         assert_eq!(&buf[..], b"hello");
         assert_eq!(
-            framing(status, &headers, false).unwrap(),
+            response_framing(status, &fields, false).unwrap(),
             Framing::Length(5)
+        );
+        assert_eq!(
+            response_framing(status, &fields, true).unwrap(),
+            Framing::Length(0)
         );
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-"[..]);
         assert!(parse_head(&mut partial).unwrap().is_none());
     }
 
     #[test]
-    fn framing_rules() {
-        let mut h = HeaderMap::new();
-        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("gzip, chunked"));
-        h.insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
-        assert_eq!(
-            framing(StatusCode::OK, &h, false).unwrap(),
-            Framing::Chunked
-        );
-        assert_eq!(
-            framing(StatusCode::OK, &h, true).unwrap(),
-            Framing::Length(0)
-        );
-        assert_eq!(
-            framing(StatusCode::NOT_MODIFIED, &h, false).unwrap(),
-            Framing::Length(0)
-        );
-        assert_eq!(
-            framing(StatusCode::OK, &HeaderMap::new(), false).unwrap(),
-            Framing::Close
-        );
-        let mut bad = HeaderMap::new();
-        bad.append(CONTENT_LENGTH, HeaderValue::from_static("1"));
-        bad.append(CONTENT_LENGTH, HeaderValue::from_static("2"));
-        assert!(framing(StatusCode::OK, &bad, false).is_err());
-        let mut close = HeaderMap::new();
-        close.insert(CONNECTION, HeaderValue::from_static("Close"));
-        assert!(!keeps_alive(Version::HTTP_11, &close));
-        assert!(keeps_alive(Version::HTTP_11, &HeaderMap::new()));
-        assert!(!keeps_alive(Version::HTTP_10, &HeaderMap::new()));
+    fn keep_alive_rules() {
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n"[..]);
+        let (_, v, f) = parse_head(&mut buf).unwrap().unwrap();
+        assert!(!keeps_alive(v, &f));
+        assert!(keeps_alive(Version::HTTP_11, &Fields::default()));
+        assert!(!keeps_alive(Version::HTTP_10, &Fields::default()));
     }
 
     #[test]
     fn encodes_head_with_host_first() {
-        let mut client = HeaderMap::new();
-        client.insert(HOST, HeaderValue::from_static("client.example"));
-        client.insert("x-a", HeaderValue::from_static("1"));
-        let h = Outgoing::new(client);
-        let host = HeaderValue::from_static("upstream:8080");
+        let mut buf =
+            BytesMut::from(&b"GET / HTTP/1.1\r\nHost: client.example\r\nX-A: 1\r\n\r\n"[..]);
+        let mut slots = [httparse::EMPTY_HEADER; 4];
+        let mut req = httparse::Request::new(&mut slots);
+        let n = match req.parse(&buf).unwrap() {
+            httparse::Status::Complete(n) => n,
+            httparse::Status::Partial => panic!("partial"),
+        };
+        let base = buf.as_ptr() as usize;
+        let spans: Vec<_> = req
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.as_ptr() as usize - base,
+                    h.name.len(),
+                    h.value.as_ptr() as usize - base,
+                    h.value.len(),
+                )
+            })
+            .collect();
+        let raw = buf.split_to(n).freeze();
+        let fields = Fields::from_parsed(
+            raw.clone(),
+            spans
+                .iter()
+                .map(|&(a, b, c, d)| (&raw[a..a + b], &raw[c..c + d])),
+        );
+        let host = http::HeaderValue::from_static("upstream:8080");
         let head = Head {
             method: &Method::GET,
             target: "/p?q=1",
             host: Some(&host),
-            headers: &h,
+            fields: &fields,
         };
         let mut out = Vec::new();
-        let chunked = encode_head(&mut out, &head, &RequestBody::Empty);
-        assert!(!chunked);
+        assert!(!encode_head(&mut out, &head, &RequestBody::Empty));
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "GET /p?q=1 HTTP/1.1\r\nhost: upstream:8080\r\nx-a: 1\r\n\r\n"
+            "GET /p?q=1 HTTP/1.1\r\nhost: upstream:8080\r\nX-A: 1\r\n\r\n"
         );
     }
 }

@@ -32,7 +32,15 @@ pub enum AttemptError {
     /// The upstream's response is not valid HTTP, or ended early.
     Upstream(String),
     /// The client's request body failed while it was being streamed.
-    ClientBody(String),
+    ClientBody(ClientFailure),
+}
+
+/// A failure on the client's side while its body streamed to the upstream.
+#[derive(Debug)]
+pub struct ClientFailure {
+    /// Over `client_max_body_size`: the client gets 413.
+    pub too_large: bool,
+    pub message: String,
 }
 
 impl AttemptError {
@@ -54,7 +62,7 @@ impl std::fmt::Display for AttemptError {
             AttemptError::Timeout { write: false } => f.write_str("timed out reading the response"),
             AttemptError::Io(e) => write!(f, "{e}"),
             AttemptError::Upstream(e) => f.write_str(e),
-            AttemptError::ClientBody(e) => write!(f, "client body: {e}"),
+            AttemptError::ClientBody(e) => write!(f, "client body: {}", e.message),
         }
     }
 }
@@ -66,7 +74,7 @@ pub async fn send(
     limits: &Limits,
     t: &Timeouts,
     head: h1::Head<'_>,
-    body: RequestBody,
+    body: RequestBody<'_>,
 ) -> Result<h1::Response, (AttemptError, bool)> {
     let mut pooled = None;
     while let Some(mut c) = pool::checkout(key, limits) {

@@ -1,0 +1,614 @@
+//! The HTTP/1.1 server side of the proxy: reads requests off a client connection, runs each
+//! through the pipeline inside the connection's own task and writes the reply.
+//!
+//! Owning this codec (rather than going through hyper's dispatcher) lets a request's head stay
+//! in the bytes it arrived in until it is forwarded, and a small reply go out in one write.
+//! HTTP/2 connections are served by hyper (see `worker`).
+
+use super::date;
+use super::fields::Fields;
+use super::framing::{self, Decoder, Framing, Step};
+use crate::body::{BoxError, ClientBodyError, ClientStream, RequestBody, ResponseBody};
+use crate::request::{self, ClientRequest, ConnInfo, Reply};
+use bytes::{Bytes, BytesMut};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use std::cell::Cell;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Sleep;
+
+/// Initial read buffer of a connection.
+const READ_BUF: usize = 8 * 1024;
+/// Below this much free room the read buffer is renewed.
+const READ_MIN_ROOM: usize = 1024;
+/// Largest request head (request line and fields); beyond it the client gets 400, as nginx's
+/// "Request Header Or Cookie Too Large".
+const MAX_HEAD: usize = 64 * 1024;
+/// Idle time allowed between requests, and while a head or body is being received
+/// (nginx's keepalive_timeout, client_header_timeout, client_body_timeout: 60 s in Kong).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest pause while the client reads the reply (nginx's send_timeout).
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// A request head as parsed.
+struct Head {
+    method: Method,
+    version: Version,
+    target: PathAndQuery,
+    authority: Option<HeaderValue>,
+    fields: Fields,
+}
+
+enum HeadError {
+    /// The client closed an idle connection, or went silent: close without a reply.
+    Closed,
+    /// Malformed: answer 400 and close.
+    Bad(&'static str),
+    TooLarge,
+}
+
+/// Serves requests on one client connection until it closes, an error occurs or the worker
+/// shuts down (in-flight requests finish first).
+pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, mut shutdown: watch::Receiver<bool>) {
+    let mut rbuf = BytesMut::with_capacity(READ_BUF);
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        let head = tokio::select! {
+            h = read_head(&stream, &mut rbuf) => h,
+            _ = shutdown.wait_for(|s| *s), if rbuf.is_empty() => return,
+        };
+        let head = match head {
+            Ok(h) => h,
+            Err(HeadError::Closed) => return,
+            Err(e) => {
+                let message = match e {
+                    HeadError::TooLarge => "Request header or cookie too large",
+                    HeadError::Bad(m) => m,
+                    HeadError::Closed => return,
+                };
+                tracing::debug!(peer = %conn.peer, message, "bad request");
+                let reply = request::bad_request(&conn, message);
+                let _ = write_reply(&stream, &mut out, reply, false, false, Version::HTTP_11).await;
+                return;
+            }
+        };
+        let Head {
+            method,
+            version,
+            target,
+            authority,
+            mut fields,
+        } = head;
+        let framing = framing::from_fields(
+            fields.get("transfer-encoding"),
+            fields.get_all("content-length"),
+            true,
+        );
+        let framing = match framing {
+            // A request with both is how smuggling starts: refuse it, as nginx does.
+            Ok(_) if fields.contains("transfer-encoding") && fields.contains("content-length") => {
+                Err(())
+            }
+            Ok(f) => Ok(f),
+            Err(_) => Err(()),
+        };
+        let Ok(framing) = framing else {
+            let reply = request::bad_request(&conn, "Bad request");
+            let _ = write_reply(&stream, &mut out, reply, false, false, version).await;
+            return;
+        };
+        let mut keep_alive = wants_keep_alive(version, &fields);
+        let expects_continue = version == Version::HTTP_11
+            && fields
+                .get("expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+        drop_hop_by_hop(&mut fields);
+        let head_only = method == Method::HEAD;
+        let consumed = Cell::new(framing == Framing::Length(0));
+        let body = if framing == Framing::Length(0) {
+            RequestBody::Empty
+        } else {
+            RequestBody::Stream(ClientStream::H1(ClientBody {
+                io: &stream,
+                buf: &mut rbuf,
+                decoder: Decoder::new(framing),
+                continue_left: if expects_continue { CONTINUE.len() } else { 0 },
+                max: conn.shared.settings.client_max_body_size,
+                timer: None,
+                consumed: &consumed,
+            }))
+        };
+        let req = ClientRequest {
+            method,
+            target,
+            version,
+            authority,
+            fields,
+            body,
+        };
+        let reply = request::handle(req, &conn).await;
+        // A body left unread would be taken for the next request: close instead.
+        keep_alive &= consumed.get() && !*shutdown.borrow();
+        match write_reply(&stream, &mut out, reply, head_only, keep_alive, version).await {
+            Ok(()) if keep_alive => {}
+            _ => return,
+        }
+    }
+}
+
+fn wants_keep_alive(version: Version, fields: &Fields) -> bool {
+    let has = |token: &[u8]| {
+        fields.get_all("connection").any(|v| {
+            v.split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+        })
+    };
+    if version == Version::HTTP_10 {
+        has(b"keep-alive")
+    } else {
+        !has(b"close")
+    }
+}
+
+/// Removes what is never forwarded: hop-by-hop fields, those the client's `Connection` names,
+/// and `Expect` (the gateway answers `100 Continue` itself).
+fn drop_hop_by_hop(fields: &mut Fields) {
+    let listed: smallvec::SmallVec<[Vec<u8>; 2]> = fields
+        .get_all("connection")
+        .flat_map(|v| v.split(|b| *b == b','))
+        .map(|t| t.trim_ascii().to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && t != b"close" && t != b"keep-alive")
+        .collect();
+    fields.drop_received(|name| {
+        crate::request::headers::is_hop_by_hop_name(name)
+            || name.eq_ignore_ascii_case(b"expect")
+            || listed.iter().any(|l| name.eq_ignore_ascii_case(l))
+    });
+}
+
+/// Reads more bytes once they are there; `Ok(0)` at end of stream. A short read clears the
+/// readiness (the socket is drained), so the next read waits for the event loop instead of
+/// spending a system call on EAGAIN.
+async fn read_some(io: &TcpStream, buf: &mut BytesMut, timeout: Duration) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_MIN_ROOM {
+        buf.reserve(READ_BUF);
+    }
+    loop {
+        tokio::time::timeout(timeout, io.readable())
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        let spare = buf.capacity() - buf.len();
+        let mut got = None;
+        let r = io.try_io(tokio::io::Interest::READABLE, || {
+            let n = io.try_read_buf(buf)?;
+            got = Some(n);
+            if n > 0 && n < spare {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(n)
+            }
+        });
+        match (got, r) {
+            (Some(n), _) => return Ok(n),
+            (None, Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            (None, Err(e)) => return Err(e),
+            (None, Ok(n)) => return Ok(n),
+        }
+    }
+}
+
+async fn read_head(io: &TcpStream, buf: &mut BytesMut) -> Result<Head, HeadError> {
+    loop {
+        if !buf.is_empty() {
+            match parse_head(buf)? {
+                Some(h) => return Ok(h),
+                None if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
+                None => {}
+            }
+        }
+        match read_some(io, buf, CLIENT_TIMEOUT).await {
+            Ok(0) if buf.is_empty() => return Err(HeadError::Closed),
+            Ok(0) => return Err(HeadError::Closed),
+            Ok(_) => {}
+            Err(_) => return Err(HeadError::Closed),
+        }
+    }
+}
+
+/// Parses a complete request head at the start of `buf` and takes it out; `None` when more is
+/// needed.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    // Tolerate empty lines before a request line (RFC 9112 §2.2).
+    while buf.starts_with(b"\r\n") {
+        let _ = buf.split_to(2);
+    }
+    let mut slots = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); 100];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Bad("Bad request")),
+    };
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| HeadError::Bad("Bad request"))?;
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let base = buf.as_ptr() as usize;
+    let path = req.path.unwrap_or_default();
+    let target_span = (path.as_ptr() as usize - base, path.len());
+    let spans: smallvec::SmallVec<[(usize, usize, usize, usize); 24]> = req
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.as_ptr() as usize - base,
+                h.name.len(),
+                h.value.as_ptr() as usize - base,
+                h.value.len(),
+            )
+        })
+        .collect();
+    let raw = buf.split_to(len).freeze();
+    let target = raw.slice(target_span.0..target_span.0 + target_span.1);
+    let fields = Fields::from_parsed(
+        raw.clone(),
+        spans
+            .iter()
+            .map(|&(ns, nl, vs, vl)| (&raw[ns..ns + nl], &raw[vs..vs + vl])),
+    );
+    let (target, authority) = request_target(target)?;
+    Ok(Some(Head {
+        method,
+        version,
+        target,
+        authority,
+        fields,
+    }))
+}
+
+/// Origin-form (`/path?q`), absolute-form (`http://host/path`) or `*`.
+fn request_target(target: Bytes) -> Result<(PathAndQuery, Option<HeaderValue>), HeadError> {
+    let bad = || HeadError::Bad("Bad request");
+    if target.first() == Some(&b'/') || &target[..] == b"*" {
+        return Ok((
+            PathAndQuery::from_maybe_shared(target).map_err(|_| bad())?,
+            None,
+        ));
+    }
+    let uri: http::Uri = http::Uri::from_maybe_shared(target).map_err(|_| bad())?;
+    // Only absolute-form (with a scheme); authority-form is for CONNECT, which is not proxied.
+    if uri.scheme().is_none() {
+        return Err(bad());
+    }
+    let authority = uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .ok_or_else(bad)?;
+    let pq = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Ok((pq, Some(authority)))
+}
+
+/// The request body read off the client connection as the upstream side takes it.
+pub struct ClientBody<'a> {
+    io: &'a TcpStream,
+    buf: &'a mut BytesMut,
+    decoder: Decoder,
+    /// Bytes of the `100 Continue` line still to send before the first read.
+    continue_left: usize,
+    /// `client_max_body_size`; 0 = unlimited.
+    max: u64,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Set once the whole body was read, so the connection may serve another request.
+    consumed: &'a Cell<bool>,
+}
+
+impl ClientBody<'_> {
+    fn fail(&mut self, e: ClientBodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Poll::Ready(Some(Err(Box::new(e))))
+    }
+}
+
+impl Body for ClientBody<'_> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            match this.decoder.decode(this.buf) {
+                Ok(Step::Data(b)) => {
+                    this.timer = None;
+                    if this.max > 0 && this.decoder.seen > this.max {
+                        return this.fail(ClientBodyError::TooLarge);
+                    }
+                    if this.decoder.is_done() {
+                        this.consumed.set(true);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                Ok(Step::End) => {
+                    this.consumed.set(true);
+                    return Poll::Ready(None);
+                }
+                Ok(Step::NeedMore) => {}
+                Err(e) => return this.fail(ClientBodyError::Read(e.to_string())),
+            }
+            if this.continue_left > 0 {
+                let sent = CONTINUE.len() - this.continue_left;
+                match this.io.try_write(&CONTINUE[sent..]) {
+                    Ok(n) => this.continue_left -= n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if this.io.poll_write_ready(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                    }
+                    Err(e) => return this.fail(ClientBodyError::Read(e.to_string())),
+                }
+                continue;
+            }
+            if this.buf.capacity() - this.buf.len() < READ_MIN_ROOM {
+                this.buf.reserve(READ_BUF);
+            }
+            match this.io.try_read_buf(this.buf) {
+                Ok(0) => {
+                    return match this.decoder.eof() {
+                        Ok(_) => Poll::Ready(None),
+                        Err(e) => this.fail(ClientBodyError::Read(e.to_string())),
+                    };
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match this.io.poll_read_ready(cx) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => {
+                            return this.fail(ClientBodyError::Read(e.to_string()));
+                        }
+                        Poll::Pending => {}
+                    }
+                    let timer = this
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLIENT_TIMEOUT)));
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return this.fail(ClientBodyError::Timeout);
+                    }
+                    return Poll::Pending;
+                }
+                Err(e) => return this.fail(ClientBodyError::Read(e.to_string())),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.decoder
+            .remaining_exact()
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+use std::future::Future;
+
+/// Writes the reply; `keep_alive` false adds `Connection: close`.
+async fn write_reply(
+    io: &TcpStream,
+    out: &mut Vec<u8>,
+    reply: Reply,
+    head_only: bool,
+    keep_alive: bool,
+    version: Version,
+) -> io::Result<()> {
+    let Reply {
+        status,
+        fields,
+        mut body,
+    } = reply;
+    let no_body = head_only
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut has_date = false;
+    let mut has_length = false;
+    fields.for_each(|name, value| {
+        let is_length = name.eq_ignore_ascii_case(b"content-length");
+        if (!no_body && is_length) || name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // The framing written below is the one that matches the body actually sent.
+            return;
+        }
+        has_length |= is_length;
+        has_date |= name.eq_ignore_ascii_case(b"date");
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    });
+    if !has_date {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(date::now().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let mut keep_alive = keep_alive;
+    let mut chunked = false;
+    if no_body {
+        if !has_length
+            && head_only
+            && let Some(n) = body.size_hint().exact()
+        {
+            write_length(out, n);
+        }
+    } else {
+        match body.size_hint().exact() {
+            Some(n) => write_length(out, n),
+            None if version == Version::HTTP_11 => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                chunked = true;
+            }
+            // An HTTP/1.0 client learns the end from the connection closing.
+            None => keep_alive = false,
+        }
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if version == Version::HTTP_10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if no_body {
+        return write_all(io, &[out]).await;
+    }
+    // The head goes out with the first piece of body, so a small reply is one write.
+    use http_body_util::BodyExt;
+    let mut head: Option<&[u8]> = Some(out);
+    loop {
+        let frame = match &mut body {
+            ResponseBody::Full(b) => b.take().map(|b| Ok(Frame::data(b))),
+            _ => tokio::time::timeout(SEND_TIMEOUT, body.frame())
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?,
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(e)) => return Err(io::Error::other(e)),
+            Some(Ok(f)) => match f.into_data() {
+                Ok(d) if !d.is_empty() => d,
+                _ => continue,
+            },
+        };
+        let h = head.take().unwrap_or_default();
+        if chunked {
+            let size = format!("{:x}\r\n", data.len());
+            write_all(io, &[h, size.as_bytes(), &data, b"\r\n"]).await?;
+        } else {
+            write_all(io, &[h, &data]).await?;
+        }
+    }
+    let h = head.take().unwrap_or_default();
+    if chunked {
+        write_all(io, &[h, b"0\r\n\r\n"]).await
+    } else if !h.is_empty() {
+        write_all(io, &[h]).await
+    } else {
+        Ok(())
+    }
+}
+
+fn write_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes every slice, trying without waiting first so the usual case takes one system call.
+pub(crate) async fn write_all(io: &TcpStream, parts: &[&[u8]]) -> io::Result<()> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut written = 0;
+    loop {
+        let mut slices: smallvec::SmallVec<[IoSlice<'_>; 4]> = smallvec::SmallVec::new();
+        let mut skip = written;
+        for p in parts {
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            slices.push(IoSlice::new(&p[skip..]));
+            skip = 0;
+        }
+        if slices.is_empty() {
+            return Ok(());
+        }
+        match io.try_write_vectored(&slices) {
+            Ok(n) => {
+                written += n;
+                if written >= total {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::timeout(SEND_TIMEOUT, io.writable())
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_origin_and_absolute_targets() {
+        let mut buf = BytesMut::from(
+            &b"GET /a/b?q=1 HTTP/1.1\r\nHost: x.test\r\nX-A: 1\r\n\r\nGET /next HTTP/1.1\r\n"[..],
+        );
+        let Ok(Some(h)) = parse_head(&mut buf) else {
+            panic!("not parsed")
+        };
+        assert_eq!(h.method, Method::GET);
+        assert_eq!(h.target.path(), "/a/b");
+        assert_eq!(h.target.query(), Some("q=1"));
+        assert_eq!(h.fields.get("host"), Some(&b"x.test"[..]));
+        assert!(
+            buf.starts_with(b"GET /next"),
+            "pipelined request stays buffered"
+        );
+
+        let mut abs = BytesMut::from(&b"GET http://api.test:8080/p HTTP/1.1\r\n\r\n"[..]);
+        let Ok(Some(h)) = parse_head(&mut abs) else {
+            panic!("not parsed")
+        };
+        assert_eq!(h.target.path(), "/p");
+        assert_eq!(h.authority.unwrap(), "api.test:8080");
+
+        let mut bad = BytesMut::from(&b"GET nope HTTP/1.1\r\n\r\n"[..]);
+        assert!(matches!(parse_head(&mut bad), Err(HeadError::Bad(_))));
+        let mut partial = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x"[..]);
+        assert!(matches!(parse_head(&mut partial), Ok(None)));
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let f = |text: &'static str| {
+            let raw = Bytes::from_static(text.as_bytes());
+            let (n, v) = text.split_once(": ").unwrap();
+            Fields::from_parsed(
+                raw.clone(),
+                std::iter::once((&raw[..n.len()], &raw[n.len() + 2..n.len() + 2 + v.len()])),
+            )
+        };
+        assert!(wants_keep_alive(Version::HTTP_11, &Fields::default()));
+        assert!(!wants_keep_alive(Version::HTTP_11, &f("Connection: Close")));
+        assert!(!wants_keep_alive(Version::HTTP_10, &Fields::default()));
+        assert!(wants_keep_alive(
+            Version::HTTP_10,
+            &f("Connection: keep-alive")
+        ));
+    }
+}
