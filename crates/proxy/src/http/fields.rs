@@ -6,20 +6,102 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use smallvec::SmallVec;
 
 /// A received field: name and value positions in the head's bytes.
 #[derive(Debug, Clone, Copy)]
-struct Span {
+pub struct Span {
     name: (u32, u16),
     value: (u32, u32),
     removed: bool,
 }
 
+/// What the message head says about framing and connection handling, found while its fields
+/// are scanned once (no lookups afterwards).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Known {
+    pub host: Option<usize>,
+    pub content_length: Option<usize>,
+    /// A second Content-Length with a different value (a framing error).
+    pub conflicting_length: bool,
+    pub transfer_encoding: Option<usize>,
+    pub connection: Option<usize>,
+    /// More than one Connection field: the slow path reads them all.
+    pub more_connection: bool,
+    pub expect: Option<usize>,
+}
+
+/// Hop-by-hop fields (RFC 9110 §7.6.1) by name, case-insensitively; `Connection` itself is
+/// classified separately.
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    match name.len() {
+        2 => name.eq_ignore_ascii_case(b"te"),
+        7 => name.eq_ignore_ascii_case(b"upgrade") || name.eq_ignore_ascii_case(b"trailer"),
+        10 => name.eq_ignore_ascii_case(b"keep-alive") || name.eq_ignore_ascii_case(b"connection"),
+        16 => name.eq_ignore_ascii_case(b"proxy-connection"),
+        17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
+        _ => false,
+    }
+}
+
+/// Parsed header slots, as httparse leaves them.
+pub type ParsedHeaders<'a> = [httparse::Header<'a>];
+
+/// Records the fields of a parsed head (offsets relative to `base`, the head's first byte),
+/// notes the framing-related ones, and marks hop-by-hop ones removed so they are never
+/// forwarded (their values stay readable through [`Fields::value_at`]).
+pub fn scan(base: *const u8, headers: &ParsedHeaders<'_>) -> (Vec<Span>, Known) {
+    let base = base as usize;
+    let mut known = Known::default();
+    let mut spans = Vec::with_capacity(headers.len());
+    for (i, h) in headers.iter().enumerate() {
+        let name = h.name.as_bytes();
+        let mut span = Span {
+            name: ((name.as_ptr() as usize - base) as u32, name.len() as u16),
+            value: (
+                (h.value.as_ptr() as usize - base) as u32,
+                h.value.len() as u32,
+            ),
+            removed: false,
+        };
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                known.host.get_or_insert(i);
+            }
+            6 if name.eq_ignore_ascii_case(b"expect") => {
+                known.expect.get_or_insert(i);
+                span.removed = true;
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                if known.connection.is_some() {
+                    known.more_connection = true;
+                }
+                known.connection.get_or_insert(i);
+                span.removed = true;
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => match known.content_length {
+                Some(first) if headers.get(first).map(|f| f.value) != Some(h.value) => {
+                    known.conflicting_length = true;
+                }
+                Some(_) => {}
+                None => known.content_length = Some(i),
+            },
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                known.transfer_encoding.get_or_insert(i);
+                span.removed = true;
+            }
+            _ => span.removed = is_hop_by_hop(name),
+        }
+        spans.push(span);
+    }
+    (spans, known)
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Fields {
     raw: Bytes,
-    recv: SmallVec<[Span; 16]>,
+    /// On the heap: a Fields value is moved several times per request, and a large inline
+    /// array made each move a big copy.
+    recv: Vec<Span>,
     added: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -29,6 +111,76 @@ fn slice(raw: &[u8], (start, len): (u32, u32)) -> &[u8] {
 }
 
 impl Fields {
+    /// Fields recorded by [`scan`], over the head's bytes.
+    pub fn from_scan(raw: Bytes, recv: Vec<Span>) -> Self {
+        Fields {
+            raw,
+            recv,
+            added: Vec::new(),
+        }
+    }
+
+    /// The name of the received field at `index`, removed or not.
+    pub fn name_at(&self, index: usize) -> Option<&[u8]> {
+        self.recv.get(index).map(|s| self.recv_name(s))
+    }
+
+    /// The value of the received field at `index`, removed or not.
+    pub fn value_at(&self, index: usize) -> Option<&[u8]> {
+        self.recv.get(index).map(|s| self.recv_value(s))
+    }
+
+    /// The value of a field as a header value, sharing the received bytes.
+    pub fn get_value(&self, name: &str) -> Option<HeaderValue> {
+        let n = name.as_bytes();
+        for s in &self.recv {
+            if !s.removed
+                && usize::from(s.name.1) == n.len()
+                && self.recv_name(s).eq_ignore_ascii_case(n)
+            {
+                let (start, len) = s.value;
+                return HeaderValue::from_maybe_shared(
+                    self.raw
+                        .slice(start as usize..start as usize + len as usize),
+                )
+                .ok();
+            }
+        }
+        self.added
+            .iter()
+            .find(|(k, _)| k.as_str().as_bytes() == n)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Drops every value of each of these fields, in one pass (names lower case).
+    pub fn remove_many(&mut self, names: &[&str]) {
+        for i in 0..self.recv.len() {
+            let s = self.recv[i];
+            if s.removed {
+                continue;
+            }
+            let len = usize::from(s.name.1);
+            let name = self.recv_name(&s);
+            if names
+                .iter()
+                .any(|n| n.len() == len && name.eq_ignore_ascii_case(n.as_bytes()))
+            {
+                self.recv[i].removed = true;
+            }
+        }
+        if !self.added.is_empty() {
+            self.added.retain(|(k, _)| !names.contains(&k.as_str()));
+        }
+    }
+
+    fn push(&mut self, name: HeaderName, value: HeaderValue) {
+        if self.added.capacity() == 0 {
+            // The proxy adds about ten fields per message: one allocation, not four.
+            self.added.reserve(12);
+        }
+        self.added.push((name, value));
+    }
+
     /// Fields parsed out of `raw` (each `(name, value)` a slice of it).
     pub fn from_parsed<'a>(raw: Bytes, parsed: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
         let base = raw.as_ptr() as usize;
@@ -66,7 +218,7 @@ impl Fields {
         }
         Fields {
             raw: Bytes::new(),
-            recv: SmallVec::new(),
+            recv: Vec::new(),
             added,
         }
     }
@@ -138,17 +290,17 @@ impl Fields {
     /// Replaces every value of a field with one.
     pub fn set(&mut self, name: HeaderName, value: HeaderValue) {
         self.remove(name.as_str());
-        self.added.push((name, value));
+        self.push(name, value);
     }
 
     /// Adds a field the message does not have yet (no search for an earlier value).
     pub fn set_new(&mut self, name: HeaderName, value: HeaderValue) {
-        self.added.push((name, value));
+        self.push(name, value);
     }
 
     /// Adds one more value.
     pub fn append(&mut self, name: HeaderName, value: HeaderValue) {
-        self.added.push((name, value));
+        self.push(name, value);
     }
 
     /// `existing, value` as one value, or just `value`.

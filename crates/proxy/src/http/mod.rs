@@ -5,5 +5,6 @@ pub mod date;
 pub mod fields;
 pub mod framing;
 pub mod server;
+pub mod timer;
 
 pub use fields::Fields;

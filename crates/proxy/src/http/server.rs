@@ -6,8 +6,9 @@
 //! HTTP/2 connections are served by hyper (see `worker`).
 
 use super::date;
-use super::fields::Fields;
+use super::fields::{self, Fields, Known};
 use super::framing::{self, Decoder, Framing, Step};
+use super::timer::LazyTimer;
 use crate::body::{BoxError, ClientBodyError, ClientStream, RequestBody, ResponseBody};
 use crate::request::{self, ClientRequest, ConnInfo, Reply};
 use bytes::{Bytes, BytesMut};
@@ -22,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// Initial read buffer of a connection.
 const READ_BUF: usize = 8 * 1024;
@@ -44,8 +45,10 @@ struct Head {
     method: Method,
     version: Version,
     target: PathAndQuery,
+    raw_target: Bytes,
     authority: Option<HeaderValue>,
     fields: Fields,
+    known: Known,
 }
 
 enum HeadError {
@@ -58,13 +61,20 @@ enum HeadError {
 
 /// Serves requests on one client connection until it closes, an error occurs or the worker
 /// shuts down (in-flight requests finish first).
-pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, shutdown: watch::Receiver<bool>) {
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let mut timer = LazyTimer::new();
+    // One shutdown waiter for the connection's life (registered once, not per request).
+    let mut stop_rx = shutdown.clone();
+    let stop = async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stop);
     loop {
         let head = tokio::select! {
-            h = read_head(&stream, &mut rbuf) => h,
-            _ = shutdown.wait_for(|s| *s), if rbuf.is_empty() => return,
+            h = read_head(&stream, &mut rbuf, &mut timer) => h,
+            _ = &mut stop, if rbuf.is_empty() => return,
         };
         let head = match head {
             Ok(h) => h,
@@ -84,34 +94,31 @@ pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, mut shutdown: watch::
         let Head {
             method,
             version,
+            raw_target,
             target,
             authority,
             mut fields,
+            known,
         } = head;
-        let framing = framing::from_fields(
-            fields.get("transfer-encoding"),
-            fields.get_all("content-length"),
-            true,
-        );
-        let framing = match framing {
-            // A request with both is how smuggling starts: refuse it, as nginx does.
-            Ok(_) if fields.contains("transfer-encoding") && fields.contains("content-length") => {
-                Err(())
-            }
-            Ok(f) => Ok(f),
-            Err(_) => Err(()),
-        };
-        let Ok(framing) = framing else {
+        let Ok(framing) = request_framing(&fields, &known) else {
             let reply = request::bad_request(&conn, "Bad request");
             let _ = write_reply(&stream, &mut out, reply, false, false, version).await;
             return;
         };
-        let mut keep_alive = wants_keep_alive(version, &fields);
+        let connection = Connection::of(&fields, &known);
+        let mut keep_alive = if version == Version::HTTP_10 {
+            connection.keep_alive
+        } else {
+            !connection.close
+        };
         let expects_continue = version == Version::HTTP_11
-            && fields
-                .get("expect")
+            && known
+                .expect
+                .and_then(|i| fields.value_at(i))
                 .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
-        drop_hop_by_hop(&mut fields);
+        if connection.lists_fields {
+            drop_listed_fields(&mut fields, &known);
+        }
         let head_only = method == Method::HEAD;
         let consumed = Cell::new(framing == Framing::Length(0));
         let body = if framing == Framing::Length(0) {
@@ -129,6 +136,7 @@ pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, mut shutdown: watch::
         };
         let req = ClientRequest {
             method,
+            raw_target,
             target,
             version,
             authority,
@@ -145,47 +153,106 @@ pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, mut shutdown: watch::
     }
 }
 
-fn wants_keep_alive(version: Version, fields: &Fields) -> bool {
-    let has = |token: &[u8]| {
-        fields.get_all("connection").any(|v| {
-            v.split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
-    };
-    if version == Version::HTTP_10 {
-        has(b"keep-alive")
-    } else {
-        !has(b"close")
+/// The framing of a request body. Both Transfer-Encoding and Content-Length, or two different
+/// lengths, is how request smuggling starts: refused, as nginx does.
+fn request_framing(fields: &Fields, known: &Known) -> Result<Framing, ()> {
+    if known.conflicting_length {
+        return Err(());
+    }
+    match (known.transfer_encoding, known.content_length) {
+        (Some(_), Some(_)) => Err(()),
+        (None, None) => Ok(Framing::Length(0)),
+        (te, cl) => framing::from_fields(
+            te.and_then(|i| fields.value_at(i)),
+            cl.and_then(|i| fields.value_at(i)).into_iter(),
+            true,
+        )
+        .map_err(|_| ()),
     }
 }
 
-/// Removes what is never forwarded: hop-by-hop fields, those the client's `Connection` names,
-/// and `Expect` (the gateway answers `100 Continue` itself).
-fn drop_hop_by_hop(fields: &mut Fields) {
-    let listed: smallvec::SmallVec<[Vec<u8>; 2]> = fields
-        .get_all("connection")
-        .flat_map(|v| v.split(|b| *b == b','))
-        .map(|t| t.trim_ascii().to_ascii_lowercase())
-        .filter(|t| !t.is_empty() && t != b"close" && t != b"keep-alive")
-        .collect();
-    fields.drop_received(|name| {
-        crate::request::headers::is_hop_by_hop_name(name)
-            || name.eq_ignore_ascii_case(b"expect")
-            || listed.iter().any(|l| name.eq_ignore_ascii_case(l))
-    });
+/// The tokens of the request's Connection field(s).
+#[derive(Debug, Default)]
+struct Connection {
+    close: bool,
+    keep_alive: bool,
+    /// Names other fields (which are then hop-by-hop too).
+    lists_fields: bool,
+}
+
+impl Connection {
+    fn of(fields: &Fields, known: &Known) -> Connection {
+        let mut c = Connection::default();
+        let mut add = |v: &[u8]| {
+            for t in v.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    c.close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    c.keep_alive = true;
+                } else if !t.is_empty() && !t.eq_ignore_ascii_case(b"upgrade") {
+                    c.lists_fields = true;
+                }
+            }
+        };
+        if known.more_connection {
+            (0..)
+                .map_while(|i| fields.value_at(i).map(|v| (i, v)))
+                .filter(|(i, _)| {
+                    fields
+                        .name_at(*i)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(b"connection"))
+                })
+                .for_each(|(_, v)| add(v));
+        } else if let Some(v) = known.connection.and_then(|i| fields.value_at(i)) {
+            add(v);
+        }
+        c
+    }
+}
+
+/// Drops the fields a Connection field names (rare: the common tokens are handled apart).
+fn drop_listed_fields(fields: &mut Fields, known: &Known) {
+    let mut listed: smallvec::SmallVec<[Vec<u8>; 2]> = smallvec::SmallVec::new();
+    let mut i = 0;
+    while let Some(v) = fields.value_at(i) {
+        let is_connection = fields
+            .name_at(i)
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"connection"));
+        if is_connection && (known.more_connection || Some(i) == known.connection) {
+            listed.extend(
+                v.split(|b| *b == b',')
+                    .map(|t| t.trim_ascii().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty()),
+            );
+        }
+        i += 1;
+    }
+    fields.drop_received(|name| listed.iter().any(|l| name.eq_ignore_ascii_case(l)));
 }
 
 /// Reads more bytes once they are there; `Ok(0)` at end of stream. A short read clears the
 /// readiness (the socket is drained), so the next read waits for the event loop instead of
 /// spending a system call on EAGAIN.
-async fn read_some(io: &TcpStream, buf: &mut BytesMut, timeout: Duration) -> io::Result<usize> {
+async fn read_some(
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    timer: &mut LazyTimer,
+    timeout: Duration,
+) -> io::Result<usize> {
     if buf.capacity() - buf.len() < READ_MIN_ROOM {
         buf.reserve(READ_BUF);
     }
+    timer.set(Instant::now() + timeout);
     loop {
-        tokio::time::timeout(timeout, io.readable())
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = io.poll_read_ready(cx) {
+                return Poll::Ready(r);
+            }
+            timer
+                .poll_expired(cx)
+                .map(|()| Err(io::Error::from(io::ErrorKind::TimedOut)))
+        })
+        .await?;
         let spare = buf.capacity() - buf.len();
         let mut got = None;
         let r = io.try_io(tokio::io::Interest::READABLE, || {
@@ -206,7 +273,11 @@ async fn read_some(io: &TcpStream, buf: &mut BytesMut, timeout: Duration) -> io:
     }
 }
 
-async fn read_head(io: &TcpStream, buf: &mut BytesMut) -> Result<Head, HeadError> {
+async fn read_head(
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    timer: &mut LazyTimer,
+) -> Result<Head, HeadError> {
     loop {
         if !buf.is_empty() {
             match parse_head(buf)? {
@@ -215,7 +286,7 @@ async fn read_head(io: &TcpStream, buf: &mut BytesMut) -> Result<Head, HeadError
                 None => {}
             }
         }
-        match read_some(io, buf, CLIENT_TIMEOUT).await {
+        match read_some(io, buf, timer, CLIENT_TIMEOUT).await {
             Ok(0) if buf.is_empty() => return Err(HeadError::Closed),
             Ok(0) => return Err(HeadError::Closed),
             Ok(_) => {}
@@ -248,33 +319,26 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     let base = buf.as_ptr() as usize;
     let path = req.path.unwrap_or_default();
     let target_span = (path.as_ptr() as usize - base, path.len());
-    let spans: smallvec::SmallVec<[(usize, usize, usize, usize); 24]> = req
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.as_ptr() as usize - base,
-                h.name.len(),
-                h.value.as_ptr() as usize - base,
-                h.value.len(),
-            )
-        })
-        .collect();
+    let (spans, known) = fields::scan(buf.as_ptr(), req.headers);
     let raw = buf.split_to(len).freeze();
     let target = raw.slice(target_span.0..target_span.0 + target_span.1);
-    let fields = Fields::from_parsed(
-        raw.clone(),
-        spans
-            .iter()
-            .map(|&(ns, nl, vs, vl)| (&raw[ns..ns + nl], &raw[vs..vs + vl])),
-    );
+    let fields = Fields::from_scan(raw, spans);
+    let raw_target = target.clone();
     let (target, authority) = request_target(target)?;
+    // For an absolute-form target, the forwarded bytes are its path and query only.
+    let raw_target = if authority.is_some() {
+        Bytes::copy_from_slice(target.as_str().as_bytes())
+    } else {
+        raw_target
+    };
     Ok(Some(Head {
         method,
         version,
+        raw_target,
         target,
         authority,
         fields,
+        known,
     }))
 }
 
@@ -593,22 +657,38 @@ mod tests {
         assert!(matches!(parse_head(&mut partial), Ok(None)));
     }
 
+    fn head(text: &'static [u8]) -> Head {
+        let mut buf = BytesMut::from(text);
+        match parse_head(&mut buf) {
+            Ok(Some(h)) => h,
+            _ => panic!("not parsed"),
+        }
+    }
+
     #[test]
-    fn keep_alive_rules() {
-        let f = |text: &'static str| {
-            let raw = Bytes::from_static(text.as_bytes());
-            let (n, v) = text.split_once(": ").unwrap();
-            Fields::from_parsed(
-                raw.clone(),
-                std::iter::once((&raw[..n.len()], &raw[n.len() + 2..n.len() + 2 + v.len()])),
-            )
-        };
-        assert!(wants_keep_alive(Version::HTTP_11, &Fields::default()));
-        assert!(!wants_keep_alive(Version::HTTP_11, &f("Connection: Close")));
-        assert!(!wants_keep_alive(Version::HTTP_10, &Fields::default()));
-        assert!(wants_keep_alive(
-            Version::HTTP_10,
-            &f("Connection: keep-alive")
-        ));
+    fn connection_and_framing_rules() {
+        let h = head(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n");
+        assert!(Connection::of(&h.fields, &h.known).close);
+        assert!(
+            h.fields.get("connection").is_none(),
+            "hop-by-hop, never forwarded"
+        );
+        let h = head(b"GET / HTTP/1.0\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\n\r\n");
+        let c = Connection::of(&h.fields, &h.known);
+        assert!(c.keep_alive && c.lists_fields);
+        let mut fields = h.fields.clone();
+        drop_listed_fields(&mut fields, &h.known);
+        assert!(fields.get("x-drop").is_none());
+        let h = head(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(request_framing(&h.fields, &h.known), Ok(Framing::Length(5)));
+        let h = head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(request_framing(&h.fields, &h.known), Ok(Framing::Chunked));
+        let smuggle =
+            head(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(request_framing(&smuggle.fields, &smuggle.known).is_err());
+        let twice = head(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
+        assert!(request_framing(&twice.fields, &twice.known).is_err());
+        let gzip = head(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert!(request_framing(&gzip.fields, &gzip.known).is_err());
     }
 }

@@ -63,6 +63,8 @@ pub struct ClientRequest<'a> {
     pub method: Method,
     /// The request target as sent (path not yet normalized).
     pub target: PathAndQuery,
+    /// The same target's bytes, to forward parts of it without copying.
+    pub raw_target: bytes::Bytes,
     pub version: Version,
     /// `:authority` (HTTP/2) or the authority of an absolute-form target; else the Host field.
     pub authority: Option<HeaderValue>,
@@ -143,6 +145,7 @@ pub async fn handle_hyper(
     };
     let req = ClientRequest {
         method: parts.method,
+        raw_target: bytes::Bytes::copy_from_slice(target.as_str().as_bytes()),
         target,
         version: parts.version,
         authority,
@@ -202,10 +205,28 @@ fn add_gateway_headers(
     }
 }
 
+thread_local! {
+    /// Per-worker id generator, seeded from the OS: ids must be unique, not secret.
+    static ID_STATE: std::cell::Cell<u64> = std::cell::Cell::new(rand::random::<u64>() | 1);
+}
+
+/// 128 random bits from wyrand (two 64-bit steps).
+fn random_u128() -> u128 {
+    ID_STATE.with(|s| {
+        let next = || {
+            let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+            s.set(x);
+            let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+            ((t >> 64) as u64) ^ (t as u64)
+        };
+        (u128::from(next()) << 64) | u128::from(next())
+    })
+}
+
 /// 32 hex digits, as Kong's request ids.
 fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let n: u128 = rand::random();
+    let n = random_u128();
     let mut buf = [0u8; 32];
     for (i, b) in buf.iter_mut().enumerate() {
         *b = HEX[((n >> (124 - i * 4)) & 0xf) as usize];
@@ -242,10 +263,7 @@ async fn proxy(
     );
     let client_host = match &req.authority {
         Some(a) => Some(a.clone()),
-        None => req
-            .fields
-            .get("host")
-            .and_then(|h| HeaderValue::from_bytes(h).ok()),
+        None => req.fields.get_value("host"),
     };
     let raw_host = client_host
         .as_ref()
@@ -290,8 +308,12 @@ async fn proxy(
     let fwd_port = from_client(&X_FORWARDED_PORT).unwrap_or_else(|| conn.local_port.clone());
     let fwd_path = match from_client(&X_FORWARDED_PATH) {
         Some(p) => p,
-        None => HeaderValue::from_str(req.target.path())
-            .map_err(|e| ProxyError::BadRequest(e.to_string()))?,
+        None => req
+            .raw_target
+            .get(..req.target.path().len())
+            .map(|_| req.raw_target.slice(..req.target.path().len()))
+            .and_then(|b| HeaderValue::from_maybe_shared(b).ok())
+            .ok_or_else(|| ProxyError::BadRequest("request path".into()))?,
     };
     let fwd_prefix = from_client(&X_FORWARDED_PREFIX).or_else(|| {
         let prefix = m.path.get(..m.matched_len).unwrap_or_default();
@@ -321,15 +343,24 @@ async fn proxy(
     } else {
         fields.set_new(X_FORWARDED_FOR, client_ip_value.clone());
     }
-    fields.set(X_FORWARDED_PROTO, fwd_proto);
-    fields.set(X_FORWARDED_HOST, fwd_host);
-    fields.set(X_FORWARDED_PORT, fwd_port);
-    fields.set(X_FORWARDED_PATH, fwd_path);
-    match fwd_prefix {
-        Some(p) => fields.set(X_FORWARDED_PREFIX, p),
-        None => fields.remove("x-forwarded-prefix"),
+    // The client's own copies of the fields the proxy sets go in one pass.
+    fields.remove_many(&[
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-path",
+        "x-forwarded-prefix",
+        "x-real-ip",
+        "x-kong-request-id",
+    ]);
+    fields.set_new(X_FORWARDED_PROTO, fwd_proto);
+    fields.set_new(X_FORWARDED_HOST, fwd_host);
+    fields.set_new(X_FORWARDED_PORT, fwd_port);
+    fields.set_new(X_FORWARDED_PATH, fwd_path);
+    if let Some(p) = fwd_prefix {
+        fields.set_new(X_FORWARDED_PREFIX, p);
     }
-    fields.set(X_REAL_IP, client_ip_value);
+    fields.set_new(X_REAL_IP, client_ip_value);
     let via = if req.version == Version::HTTP_2 {
         &settings.via_h2
     } else {
@@ -341,9 +372,7 @@ async fn proxy(
         fields.set_new(VIA, via.clone());
     }
     if settings.headers_upstream.request_id {
-        fields.set(X_KONG_REQUEST_ID, request_id.clone());
-    } else {
-        fields.remove("x-kong-request-id");
+        fields.set_new(X_KONG_REQUEST_ID, request_id.clone());
     }
 
     let body = std::mem::replace(&mut req.body, RequestBody::Empty);
@@ -588,8 +617,8 @@ fn finish_response(
 ) -> Reply {
     let s = &conn.shared.settings;
     let status = resp.status;
+    // Hop-by-hop fields were dropped while the head was parsed.
     let mut f = resp.fields;
-    strip_hop_by_hop(&mut f);
     if s.headers.via {
         if f.contains("via") {
             f.append_list(VIA, s.via_h1.as_bytes());

@@ -10,7 +10,9 @@ use super::pool::{self, Limits, PoolKey};
 use super::{AttemptError, ClientFailure, Timeouts};
 use crate::body::{BoxError, ClientBodyError, RequestBody, client_error};
 use crate::http::Fields;
+use crate::http::fields::{self, Known};
 use crate::http::framing::{self, Decoder, Framing, Step};
+use crate::http::timer::LazyTimer;
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -18,9 +20,10 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio::time::Sleep;
 
 /// Largest response head accepted (nginx's proxy_buffer_size is far smaller).
@@ -39,6 +42,8 @@ pub struct Conn {
     io: TcpStream,
     buf: BytesMut,
     head: Vec<u8>,
+    /// Response wait timeout, kept armed across the connection's requests.
+    timer: LazyTimer,
     /// Requests sent on it so far.
     pub uses: u64,
 }
@@ -50,22 +55,24 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
+    /// Boxed: a connection outlives many requests and is moved between them and the pool.
     pub async fn connect(
         addr: std::net::SocketAddr,
         timeout: Duration,
-    ) -> Result<Conn, AttemptError> {
+    ) -> Result<Box<Conn>, AttemptError> {
         let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Err(_) => return Err(AttemptError::ConnectTimeout),
             Ok(Err(e)) => return Err(AttemptError::Connect(e)),
             Ok(Ok(s)) => s,
         };
         let _ = io.set_nodelay(true);
-        Ok(Conn {
+        Ok(Box::new(Conn {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
             head: Vec::with_capacity(1024),
+            timer: LazyTimer::new(),
             uses: 0,
-        })
+        }))
     }
 
     /// Whether an idle connection can carry another request. Nothing may have arrived on it
@@ -116,7 +123,7 @@ pub enum ResponseBody {
 /// Sends the request and reads the response head. The bool in the error tells whether any of
 /// the request may have reached the upstream.
 pub async fn round_trip(
-    mut conn: Conn,
+    mut conn: Box<Conn>,
     reused: bool,
     key: &PoolKey,
     limits: &Limits,
@@ -134,7 +141,7 @@ pub async fn round_trip(
         return Err((e, client_side || !reused));
     }
     let deadline = Instant::now() + t.read;
-    let (status, version, fields) = loop {
+    let (status, version, mut fields, known) = loop {
         let parsed = read_head(&mut conn, deadline)
             .await
             .map_err(|e| (e, true))?;
@@ -150,8 +157,12 @@ pub async fn round_trip(
             true,
         ));
     }
-    let framing = response_framing(status, &fields, head_only).map_err(|e| (e, true))?;
-    let keep_alive = framing != Framing::Close && keeps_alive(version, &fields);
+    let framing = response_framing(status, &fields, &known, head_only).map_err(|e| (e, true))?;
+    let (keep_alive, lists_fields) = connection(version, &fields, &known);
+    let keep_alive = keep_alive && framing != Framing::Close;
+    if lists_fields {
+        drop_listed_fields(&mut fields);
+    }
     let mut body = H1Body {
         conn: Some(conn),
         decoder: Decoder::new(framing),
@@ -317,12 +328,20 @@ async fn read_more(conn: &mut Conn, deadline: Instant) -> Result<usize, AttemptE
     if conn.buf.capacity() - conn.buf.len() < READ_MIN_ROOM {
         conn.buf.reserve(READ_CHUNK);
     }
-    let Conn { io, buf, .. } = conn;
+    let Conn { io, buf, timer, .. } = conn;
+    timer.set(deadline);
     loop {
-        match tokio::time::timeout_at(deadline.into(), io.readable()).await {
-            Err(_) => return Err(AttemptError::Timeout { write: false }),
-            Ok(Err(e)) => return Err(AttemptError::Io(e)),
-            Ok(Ok(())) => {}
+        let ready = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = io.poll_read_ready(cx) {
+                return Poll::Ready(Some(r));
+            }
+            timer.poll_expired(cx).map(|()| None)
+        })
+        .await;
+        match ready {
+            None => return Err(AttemptError::Timeout { write: false }),
+            Some(Err(e)) => return Err(AttemptError::Io(e)),
+            Some(Ok(())) => {}
         }
         let spare = buf.capacity() - buf.len();
         let mut got = None;
@@ -344,10 +363,7 @@ async fn read_more(conn: &mut Conn, deadline: Instant) -> Result<usize, AttemptE
     }
 }
 
-async fn read_head(
-    conn: &mut Conn,
-    deadline: Instant,
-) -> Result<(StatusCode, Version, Fields), AttemptError> {
+async fn read_head(conn: &mut Conn, deadline: Instant) -> Result<Parsed, AttemptError> {
     loop {
         if !conn.buf.is_empty()
             && let Some(parsed) = parse_head(&mut conn.buf)?
@@ -367,8 +383,11 @@ async fn read_head(
     }
 }
 
+/// A parsed response head.
+type Parsed = (StatusCode, Version, Fields, Known);
+
 /// Parses a complete head at the start of `buf` and removes it; `None` when incomplete.
-fn parse_head(buf: &mut BytesMut) -> Result<Option<(StatusCode, Version, Fields)>, AttemptError> {
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Parsed>, AttemptError> {
     // Uninitialized header slots: initializing 100 of them per response showed in profiles.
     let mut storage = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); 100];
     let mut resp = httparse::Response::new(&mut []);
@@ -392,33 +411,18 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<(StatusCode, Version, Fields)
     } else {
         Version::HTTP_11
     };
-    // Fields are kept as offsets into the head's bytes (no copy).
-    let base = buf.as_ptr() as usize;
-    let spans: smallvec::SmallVec<[(usize, usize, usize, usize); 24]> = resp
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.as_ptr() as usize - base,
-                h.name.len(),
-                h.value.as_ptr() as usize - base,
-                h.value.len(),
-            )
-        })
-        .collect();
+    // Fields are kept as offsets into the head's bytes (no copy); hop-by-hop ones are marked
+    // removed while scanning, so they are never relayed.
+    let (spans, known) = fields::scan(buf.as_ptr(), resp.headers);
     let head = buf.split_to(len).freeze();
-    let fields = Fields::from_parsed(
-        head.clone(),
-        spans
-            .iter()
-            .map(|&(ns, nl, vs, vl)| (&head[ns..ns + nl], &head[vs..vs + vl])),
-    );
-    Ok(Some((status, version, fields)))
+    let fields = Fields::from_scan(head, spans);
+    Ok(Some((status, version, fields, known)))
 }
 
 fn response_framing(
     status: StatusCode,
     fields: &Fields,
+    known: &Known,
     head_only: bool,
 ) -> Result<Framing, AttemptError> {
     if head_only
@@ -428,43 +432,82 @@ fn response_framing(
     {
         return Ok(Framing::Length(0));
     }
+    if known.conflicting_length && known.transfer_encoding.is_none() {
+        return Err(AttemptError::Upstream(
+            "conflicting Content-Length values".into(),
+        ));
+    }
     framing::from_fields(
-        fields.get("transfer-encoding"),
-        fields.get_all("content-length"),
+        known.transfer_encoding.and_then(|i| fields.value_at(i)),
+        known
+            .content_length
+            .and_then(|i| fields.value_at(i))
+            .into_iter(),
         false,
     )
     .map_err(|e| AttemptError::Upstream(e.to_string()))
 }
 
-fn keeps_alive(version: Version, fields: &Fields) -> bool {
-    let mut values = fields.get_all("connection");
-    let first = values.next();
-    // Common case first: no `Connection`, or a single `keep-alive`, on HTTP/1.1.
-    if version == Version::HTTP_11 {
-        match first {
-            None => return true,
-            Some(v) if v.eq_ignore_ascii_case(b"keep-alive") && values.next().is_none() => {
-                return true;
+/// Whether the connection stays open after this response, and whether its Connection field
+/// names other fields (hop-by-hop too).
+fn connection(version: Version, fields: &Fields, known: &Known) -> (bool, bool) {
+    let (mut close, mut keep_alive, mut lists) = (false, false, false);
+    let mut add = |v: &[u8]| {
+        for t in v.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            if t.eq_ignore_ascii_case(b"close") {
+                close = true;
+            } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                keep_alive = true;
+            } else if !t.is_empty() {
+                lists = true;
             }
-            _ => {}
         }
-    }
-    let has = |token: &[u8]| {
-        fields.get_all("connection").any(|v| {
-            v.split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
     };
-    if version == Version::HTTP_10 {
-        has(b"keep-alive")
-    } else {
-        !has(b"close")
+    if known.more_connection {
+        let mut i = 0;
+        while let Some(v) = fields.value_at(i) {
+            if fields
+                .name_at(i)
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"connection"))
+            {
+                add(v);
+            }
+            i += 1;
+        }
+    } else if let Some(v) = known.connection.and_then(|i| fields.value_at(i)) {
+        add(v);
     }
+    let reuse = if version == Version::HTTP_10 {
+        keep_alive
+    } else {
+        !close
+    };
+    (reuse, lists)
+}
+
+/// Drops the fields a Connection field names (rare).
+fn drop_listed_fields(fields: &mut Fields) {
+    let mut listed: smallvec::SmallVec<[Vec<u8>; 2]> = smallvec::SmallVec::new();
+    let mut i = 0;
+    while let Some(v) = fields.value_at(i) {
+        if fields
+            .name_at(i)
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"connection"))
+        {
+            listed.extend(
+                v.split(|b| *b == b',')
+                    .map(|t| t.trim_ascii().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty()),
+            );
+        }
+        i += 1;
+    }
+    fields.drop_received(|name| listed.iter().any(|l| name.eq_ignore_ascii_case(l)));
 }
 
 /// A response body read from the upstream connection as the client consumes it.
 pub struct H1Body {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     decoder: Decoder,
     keep_alive: bool,
     key: PoolKey,
@@ -590,19 +633,23 @@ mod tests {
     #[test]
     fn parses_head_without_copying_values() {
         let mut buf = BytesMut::from(
-            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nX-A: 2\r\n\r\nhello"[..],
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nX-A: 2\r\nKeep-Alive: 5\r\n\r\nhello"[..],
         );
-        let (status, version, fields) = parse_head(&mut buf).unwrap().unwrap();
+        let (status, version, fields, known) = parse_head(&mut buf).unwrap().unwrap();
         assert_eq!(status, 200);
         assert_eq!(version, Version::HTTP_11);
         assert_eq!(fields.get_all("x-a").count(), 2);
+        assert!(
+            fields.get("keep-alive").is_none(),
+            "hop-by-hop dropped while parsing"
+        );
         assert_eq!(&buf[..], b"hello");
         assert_eq!(
-            response_framing(status, &fields, false).unwrap(),
+            response_framing(status, &fields, &known, false).unwrap(),
             Framing::Length(5)
         );
         assert_eq!(
-            response_framing(status, &fields, true).unwrap(),
+            response_framing(status, &fields, &known, true).unwrap(),
             Framing::Length(0)
         );
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-"[..]);
@@ -611,11 +658,17 @@ mod tests {
 
     #[test]
     fn keep_alive_rules() {
-        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n"[..]);
-        let (_, v, f) = parse_head(&mut buf).unwrap().unwrap();
-        assert!(!keeps_alive(v, &f));
-        assert!(keeps_alive(Version::HTTP_11, &Fields::default()));
-        assert!(!keeps_alive(Version::HTTP_10, &Fields::default()));
+        let parse = |t: &'static [u8]| parse_head(&mut BytesMut::from(t)).unwrap().unwrap();
+        let (_, v, f, k) = parse(b"HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n");
+        assert!(!connection(v, &f, &k).0);
+        let (_, v, f, k) = parse(b"HTTP/1.1 200 OK\r\n\r\n");
+        assert!(connection(v, &f, &k).0);
+        let (_, v, f, k) = parse(b"HTTP/1.0 200 OK\r\n\r\n");
+        assert!(!connection(v, &f, &k).0);
+        let (_, v, mut f, k) = parse(b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n");
+        assert_eq!(connection(v, &f, &k), (true, true));
+        drop_listed_fields(&mut f);
+        assert!(f.get("x-hop").is_none());
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub struct PoolKey {
 }
 
 struct Idle {
-    conn: Conn,
+    conn: Box<Conn>,
     since: Instant,
 }
 
@@ -43,7 +43,7 @@ thread_local! {
 }
 
 /// Takes an idle connection for `key`, skipping expired ones (the caller checks it is alive).
-pub fn checkout(key: &PoolKey, limits: &Limits) -> Option<Conn> {
+pub fn checkout(key: &PoolKey, limits: &Limits) -> Option<Box<Conn>> {
     POOL.with(|p| {
         let mut p = p.borrow_mut();
         let list = p.idle.get_mut(key)?;
@@ -60,7 +60,7 @@ pub fn checkout(key: &PoolKey, limits: &Limits) -> Option<Conn> {
 }
 
 /// Returns a connection after its response was read to the end.
-pub fn checkin(key: PoolKey, conn: Conn, limits: &Limits) {
+pub fn checkin(key: PoolKey, conn: Box<Conn>, limits: &Limits) {
     if limits.pool_size == 0 || (limits.max_requests > 0 && conn.uses >= limits.max_requests) {
         return;
     }
