@@ -21,7 +21,14 @@ if [ "$need_install" = 1 ]; then
 fi
 
 (cd "$root" && cargo build --release -q -p silverback)
+# Stale peers from an earlier run would share the ports (reuseport) and skew the CPU figures.
 bash "$shared/peers.sh" stop >/dev/null 2>&1 || true
+for p in 19000 19001 19002 19003 "$port"; do
+  for pid in $(ss -ltnpH "sport = :$p" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    kill "$pid" 2>/dev/null || true
+  done
+done
+sleep 0.5
 bash "$shared/peers.sh" start
 
 cat > "$work/kong.yml" <<YAML
