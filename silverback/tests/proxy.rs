@@ -390,3 +390,22 @@ async fn request_buffering_and_expect_continue() {
     let r = send(&cl, "POST", &gw.url("/streamed"), &[], body).await;
     assert_eq!(echo(&r).body_len, 100_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_handling_v1_only_under_the_traditional_flavor() {
+    let up = Upstream::start("u");
+    let cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}/s/\n  routes:\n  - paths: [/a]\n    path_handling: v1\n",
+        up.addr
+    );
+    // traditional_compatible (the default) treats v1 as v0, as Kong does.
+    let gw = Gateway::with_config(&cfg).start();
+    assert_eq!(echo(&get(&client(), &gw.url("/a"), &[]).await).uri, "/s");
+    let traditional = Gateway::with_config(&cfg)
+        .setting("router_flavor", "traditional")
+        .start();
+    assert_eq!(
+        echo(&get(&client(), &traditional.url("/a"), &[]).await).uri,
+        "/s/"
+    );
+}

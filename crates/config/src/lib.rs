@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use ipnet::IpNet;
 pub use listen::{Listen, parse_listen_list};
-pub use table::{KONG_SETTINGS_WITHOUT_EFFECT, SETTINGS, SettingDef};
+pub use table::{ALIASES, KONG_SETTINGS_WITHOUT_EFFECT, SETTINGS, SettingDef};
 
 /// Prefix of the environment variables that set settings.
 pub const ENV_PREFIX: &str = "SILVERBACK_";
@@ -60,6 +60,14 @@ impl LogLevel {
     }
 }
 
+/// Kong's router flavors. Both match with the same rules here; they differ in that only
+/// `traditional` honours a route's `path_handling: v1` (traditional_compatible treats it as v0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterFlavor {
+    TraditionalCompatible,
+    Traditional,
+}
+
 /// Which headers the gateway adds (Kong's `headers` and `headers_upstream`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HeaderSet {
@@ -95,6 +103,7 @@ pub struct Settings {
     pub error_default_type: String,
     pub client_body_buffer_size: u64,
     pub client_max_body_size: u64,
+    pub router_flavor: RouterFlavor,
     /// Settings that were accepted but do nothing here, to be logged once at start.
     pub warnings: Vec<String>,
 }
@@ -217,6 +226,7 @@ impl RawSettings {
             error_default_type: String::new(),
             client_body_buffer_size: 0,
             client_max_body_size: 0,
+            router_flavor: RouterFlavor::TraditionalCompatible,
             warnings: self.warnings.clone(),
         };
         check("prefix", non_empty(self.get("prefix")));
@@ -291,7 +301,7 @@ impl RawSettings {
         );
         check(
             "router_flavor",
-            parse_router_flavor(self.get("router_flavor")),
+            parse_router_flavor(self.get("router_flavor")).map(|v| s.router_flavor = v),
         );
         if errors.is_empty() {
             Ok(s)
@@ -443,11 +453,12 @@ fn parse_error_type(v: &str) -> Result<String, String> {
     }
 }
 
-fn parse_router_flavor(v: &str) -> Result<(), String> {
+fn parse_router_flavor(v: &str) -> Result<RouterFlavor, String> {
     match v.trim() {
-        "traditional_compatible" | "traditional" => Ok(()),
+        "traditional_compatible" => Ok(RouterFlavor::TraditionalCompatible),
+        "traditional" => Ok(RouterFlavor::Traditional),
         other => Err(format!(
-            "'{other}' is not supported; use traditional_compatible"
+            "'{other}' is not supported; use traditional_compatible or traditional"
         )),
     }
 }

@@ -19,7 +19,7 @@ pub const SETTINGS: &[SettingDef] = &[
     def(
         "prefix",
         "/usr/local/silverback",
-        "Working directory: pid file, listener file, embedded store, caches.",
+        "Working directory: pid file, listeners file, temp files of large request bodies.",
     ),
     def(
         "log_level",
@@ -29,12 +29,12 @@ pub const SETTINGS: &[SettingDef] = &[
     def(
         "proxy_listen",
         "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384",
-        "Proxy listeners; flags: ssl, http2, proxy_protocol, backlog=N. `off` disables.",
+        "Proxy listeners (`ip:port` and flags, comma separated; `off` disables). Plain listeners serve HTTP/1.1 and h2c; `ssl` listeners are skipped (TLS is not served yet) and the `proxy_protocol` flag has no effect yet.",
     ),
     def(
         "admin_listen",
         "127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384",
-        "Admin API listeners (loopback by default).",
+        "Admin API listeners (loopback by default); the Admin API is not served yet.",
     ),
     def(
         "status_listen",
@@ -64,7 +64,7 @@ pub const SETTINGS: &[SettingDef] = &[
     def(
         "real_ip_header",
         "X-Real-IP",
-        "Header carrying the client IP when the peer is trusted (or `proxy_protocol`).",
+        "Header carrying the client IP when the peer is trusted.",
     ),
     def(
         "real_ip_recursive",
@@ -114,7 +114,7 @@ pub const SETTINGS: &[SettingDef] = &[
     def(
         "router_flavor",
         "traditional_compatible",
-        "Routing semantics: traditional_compatible (traditional is accepted as an alias).",
+        "Routing semantics: traditional_compatible, or traditional (same matching; only traditional honours path_handling v1).",
     ),
 ];
 

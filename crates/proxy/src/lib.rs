@@ -65,7 +65,12 @@ impl Proxy {
         let mut per_worker: Vec<Vec<std::net::TcpListener>> =
             (0..workers).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
-        for l in settings.proxy_listen.iter().filter(|l| !l.ssl) {
+        for l in settings.proxy_listen.iter().filter(|l| {
+            if l.ssl {
+                tracing::warn!(listen = %l, "TLS listeners are not served yet in this version; skipping");
+            }
+            !l.ssl
+        }) {
             let socks = listener::bind_reuseport(l.addr, workers, l.backlog.unwrap_or(16384))?;
             if let Some(first) = socks.first()
                 && let Ok(a) = first.local_addr()

@@ -110,8 +110,9 @@ impl std::fmt::Debug for Snapshot {
 
 impl Snapshot {
     /// Compiles a config. Routes of disabled services and stream routes are left out of the
-    /// HTTP router, as in Kong.
-    pub fn build(config: Arc<Config>) -> Result<Snapshot, SnapshotError> {
+    /// HTTP router, as in Kong. `path_handling_v1`: honour routes' `path_handling: v1` (Kong's
+    /// `traditional` flavor); otherwise v1 behaves as v0, as in `traditional_compatible`.
+    pub fn build(config: Arc<Config>, path_handling_v1: bool) -> Result<Snapshot, SnapshotError> {
         let targets = config.targets()?;
         let mut balancers: HashMap<String, Arc<Balancer>> = HashMap::new();
         for upstream in config.upstreams()? {
@@ -144,7 +145,7 @@ impl Snapshot {
                 None => None,
             };
             specs.push(route_spec(&r));
-            routes.push(compile_route(r, service));
+            routes.push(compile_route(r, service, path_handling_v1));
         }
         let router = Router::build(&specs)?;
         Ok(Snapshot {
@@ -157,7 +158,7 @@ impl Snapshot {
 
     pub fn empty() -> Snapshot {
         // An empty config always compiles.
-        match Snapshot::build(Arc::new(Config::empty())) {
+        match Snapshot::build(Arc::new(Config::empty()), false) {
             Ok(s) => s,
             Err(e) => unreachable!("empty config failed to compile: {e}"),
         }
@@ -234,7 +235,11 @@ fn route_spec(r: &Route) -> RouteSpec {
     }
 }
 
-fn compile_route(r: Route, service: Option<Arc<CompiledService>>) -> CompiledRoute {
+fn compile_route(
+    r: Route,
+    service: Option<Arc<CompiledService>>,
+    path_handling_v1: bool,
+) -> CompiledRoute {
     CompiledRoute {
         id: r.id,
         https_only: r.has_protocol("https") && !r.has_protocol("http"),
@@ -242,8 +247,8 @@ fn compile_route(r: Route, service: Option<Arc<CompiledService>>) -> CompiledRou
         strip_path: r.strip_path,
         preserve_host: r.preserve_host,
         path_handling: match r.path_handling {
-            PathHandling::V0 => silverback_router::PathHandling::V0,
-            PathHandling::V1 => silverback_router::PathHandling::V1,
+            PathHandling::V1 if path_handling_v1 => silverback_router::PathHandling::V1,
+            _ => silverback_router::PathHandling::V0,
         },
         request_buffering: r.request_buffering,
         response_buffering: r.response_buffering,

@@ -32,6 +32,8 @@ pub struct ProxySettings {
     pub via_h2: HeaderValue,
     /// `database = off`: readiness needs a non-empty config.
     pub dbless: bool,
+    /// Honour `path_handling: v1` (router_flavor = traditional).
+    pub path_handling_v1: bool,
 }
 
 impl ProxySettings {
@@ -57,6 +59,7 @@ impl ProxySettings {
             via_h1: HeaderValue::from_static(concat!("1.1 silverback/", env!("CARGO_PKG_VERSION"))),
             via_h2: HeaderValue::from_static(concat!("2 silverback/", env!("CARGO_PKG_VERSION"))),
             dbless: s.database == silverback_config::Database::Off,
+            path_handling_v1: s.router_flavor == silverback_config::RouterFlavor::Traditional,
         }
     }
 }

@@ -114,7 +114,7 @@ fn start(settings: Settings) -> Result<(), StartError> {
     });
     control.block_on(async {
         if store.path.is_some() {
-            let snap = load_snapshot(&store).await?;
+            let snap = load_snapshot(&store, &shared).await?;
             tracing::info!(hash = snap.config.hash(), "declarative config loaded");
             shared.install(snap);
         } else {
@@ -165,7 +165,8 @@ fn start(settings: Settings) -> Result<(), StartError> {
 }
 
 /// Loads the store's config and compiles it, off the proxy workers.
-async fn load_snapshot(store: &Arc<Declarative>) -> Result<Snapshot, StartError> {
+async fn load_snapshot(store: &Arc<Declarative>, shared: &Shared) -> Result<Snapshot, StartError> {
+    let v1_paths = shared.settings.path_handling_v1;
     let config = store.load().await.map_err(|e| StartError::Config {
         path: store
             .path
@@ -178,7 +179,7 @@ async fn load_snapshot(store: &Arc<Declarative>) -> Result<Snapshot, StartError>
         },
     })?;
     let config = Arc::new(config);
-    let snap = tokio::task::spawn_blocking(move || Snapshot::build(config))
+    let snap = tokio::task::spawn_blocking(move || Snapshot::build(config, v1_paths))
         .await
         .map_err(|e| StartError::Runtime(std::io::Error::other(e)))??;
     Ok(snap)
@@ -227,7 +228,7 @@ async fn wait_for_signals(store: &Arc<Declarative>, shared: &Arc<Shared>) {
 
 /// A bad file leaves the running config untouched.
 async fn reload(store: &Arc<Declarative>, shared: &Arc<Shared>) {
-    match load_snapshot(store).await {
+    match load_snapshot(store, shared).await {
         Ok(snap) => {
             let hash = snap.config.hash().to_string();
             shared.install(snap);
