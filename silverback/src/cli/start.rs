@@ -7,7 +7,6 @@ use silverback_balancer::Dns;
 use silverback_config::{Database, Settings};
 use silverback_plugins::registry::BUNDLED;
 use silverback_proxy::{Proxy, ProxySettings, Shared, Snapshot};
-use silverback_store::Store;
 use silverback_store::off::Declarative;
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,7 +166,7 @@ fn start(settings: Settings) -> Result<(), StartError> {
 /// Loads the store's config and compiles it, off the proxy workers.
 async fn load_snapshot(store: &Arc<Declarative>, shared: &Shared) -> Result<Snapshot, StartError> {
     let v1_paths = shared.settings.path_handling_v1;
-    let config = store.load().await.map_err(|e| StartError::Config {
+    let config = store.read().map_err(|e| StartError::Config {
         path: store
             .path
             .as_ref()
