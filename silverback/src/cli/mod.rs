@@ -1,8 +1,9 @@
 //! Command-line verbs, named as Kong's: `start`, `stop`, `reload`, `health`, `check`,
-//! `config init|parse`, `version`.
+//! `config init|parse|settings`, `version`.
 
 mod config;
 mod instance;
+mod settings;
 mod start;
 
 use clap::{Args, Parser, Subcommand};
@@ -64,6 +65,8 @@ enum ConfigCommand {
     },
     /// Validate a declarative file; prints every error with its entity path and field.
     Parse { file: PathBuf },
+    /// Print the settings reference in markdown, as the README shows it.
+    Settings,
 }
 
 /// Loads settings the way every verb does: defaults, file, `SILVERBACK_*`, then flags.
@@ -108,6 +111,7 @@ pub fn run() -> i32 {
         }
         Command::Config(ConfigCommand::Init { file }) => config::init(&file),
         Command::Config(ConfigCommand::Parse { file }) => config::parse(&file),
+        Command::Config(ConfigCommand::Settings) => settings::run(),
         Command::Version => {
             println!(
                 "Silverback {} (Kong Gateway {} compatible)",
