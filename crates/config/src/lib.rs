@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use ipnet::IpNet;
 pub use listen::{Listen, parse_listen_list};
-pub use table::{ALIASES, KONG_SETTINGS_WITHOUT_EFFECT, SETTINGS, SettingDef};
+pub use table::{ALIASES, KONG_SETTINGS_WITHOUT_EFFECT, SENSITIVE_SETTINGS, SETTINGS, SettingDef};
 
 /// Prefix of the environment variables that set settings.
 pub const ENV_PREFIX: &str = "SILVERBACK_";
@@ -34,6 +34,8 @@ pub enum ConfigError {
 pub enum Database {
     /// DB-less: the declarative file is the whole config.
     Off,
+    /// The embedded SQLite store at [`Settings::sqlite_path`].
+    Sqlite,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,6 +82,31 @@ pub struct HeaderSet {
     pub request_id: bool,
 }
 
+/// A secret setting value: `Debug` never shows it; [`Secret::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(******)")
+    }
+}
+
+/// Whether a setting holds a secret (see [`SENSITIVE_SETTINGS`]).
+pub fn is_sensitive(name: &str) -> bool {
+    SENSITIVE_SETTINGS.contains(&name)
+}
+
 /// All settings, parsed and checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -88,8 +115,12 @@ pub struct Settings {
     pub proxy_listen: Vec<Listen>,
     pub admin_listen: Vec<Listen>,
     pub status_listen: Vec<Listen>,
+    /// Required on every Admin API request when set (`admin_token`).
+    pub admin_token: Option<Secret>,
     pub database: Database,
     pub declarative_config: Option<PathBuf>,
+    /// The SQLite database file (`sqlite_path`, resolved against the prefix).
+    pub sqlite_path: PathBuf,
     /// Number of proxy worker threads, each with its own event loop.
     pub worker_threads: usize,
     pub trusted_ips: Vec<IpNet>,
@@ -108,12 +139,34 @@ pub struct Settings {
     pub warnings: Vec<String>,
 }
 
-/// Values gathered from every source, before parsing.
-#[derive(Debug, Default, Clone)]
+/// Values gathered from every source, before parsing. `Debug` redacts secret settings.
+#[derive(Default, Clone)]
 pub struct RawSettings {
     values: BTreeMap<String, String>,
     errors: Vec<String>,
     warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for RawSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values: BTreeMap<&str, &str> = self
+            .values
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_sensitive(k) && !v.is_empty() {
+                    "******"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("RawSettings")
+            .field("values", &values)
+            .field("errors", &self.errors)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 impl RawSettings {
@@ -212,8 +265,10 @@ impl RawSettings {
             proxy_listen: Vec::new(),
             admin_listen: Vec::new(),
             status_listen: Vec::new(),
+            admin_token: None,
             database: Database::Off,
             declarative_config: None,
+            sqlite_path: PathBuf::new(),
             worker_threads: 1,
             trusted_ips: Vec::new(),
             real_ip_header: self.get("real_ip_header").to_string(),
@@ -241,6 +296,10 @@ impl RawSettings {
         ] {
             check(name, parse_listen_list(self.get(name)).map(|v| *slot = v));
         }
+        let token = self.get("admin_token").trim();
+        if !token.is_empty() {
+            s.admin_token = Some(Secret::new(token));
+        }
         check(
             "database",
             parse_database(self.get("database")).map(|v| s.database = v),
@@ -249,6 +308,8 @@ impl RawSettings {
         if !declarative.is_empty() {
             s.declarative_config = Some(PathBuf::from(declarative));
         }
+        check("sqlite_path", non_empty(self.get("sqlite_path")));
+        s.sqlite_path = s.prefix.join(self.get("sqlite_path").trim());
         check(
             "worker_threads",
             parse_workers(self.get("worker_threads")).map(|v| s.worker_threads = v),
@@ -378,10 +439,11 @@ fn parse_log_level(v: &str) -> Result<LogLevel, String> {
 fn parse_database(v: &str) -> Result<Database, String> {
     match v.trim().to_ascii_lowercase().as_str() {
         "off" => Ok(Database::Off),
-        "postgres" | "sqlite" => Err(format!(
-            "database '{v}' is not available in this build yet; use 'off' with declarative_config"
+        "sqlite" => Ok(Database::Sqlite),
+        "postgres" => Err(format!(
+            "database '{v}' is not available in this build yet; use 'sqlite', or 'off' with declarative_config"
         )),
-        _ => Err(format!("'{v}' is not one of off")),
+        _ => Err(format!("'{v}' is not one of off, sqlite")),
     }
 }
 

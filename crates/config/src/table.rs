@@ -37,6 +37,11 @@ pub const SETTINGS: &[SettingDef] = &[
         "Admin API listeners (loopback by default); the Admin API is not served yet.",
     ),
     def(
+        "admin_token",
+        "",
+        "When set, every Admin API request must carry it in `Kong-Admin-Token` or `Authorization: Bearer`. A secret: never printed. (Silverback only: Kong OSS relies on binding the Admin API to loopback.)",
+    ),
+    def(
         "status_listen",
         "127.0.0.1:8007 reuseport backlog=16384",
         "Status API listener: /status, /status/ready.",
@@ -44,12 +49,17 @@ pub const SETTINGS: &[SettingDef] = &[
     def(
         "database",
         "off",
-        "Config store: `off` (DB-less, declarative file).",
+        "Config store: `off` (DB-less, declarative file) or `sqlite` (embedded database at `sqlite_path`, managed with `silverback migrations` and the Admin API). `postgres` is not available yet.",
     ),
     def(
         "declarative_config",
         "",
         "Path of the kong.yml / JSON file served when database = off.",
+    ),
+    def(
+        "sqlite_path",
+        "silverback.db",
+        "The SQLite database file when database = sqlite; relative paths are inside the prefix. (Silverback only: Kong has no embedded database.)",
     ),
     def(
         "worker_threads",
@@ -203,3 +213,6 @@ pub const ALIASES: &[(&str, &str)] = &[
 pub fn find(name: &str) -> Option<&'static SettingDef> {
     SETTINGS.iter().find(|d| d.name == name)
 }
+
+/// Settings whose values are secrets: redacted wherever settings are shown or logged.
+pub const SENSITIVE_SETTINGS: &[&str] = &["admin_token"];

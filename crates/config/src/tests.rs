@@ -131,3 +131,45 @@ fn missing_conf_file_is_an_error() {
     let err = Settings::load(Some(Path::new("/nonexistent/silverback.conf")), env(&[]));
     assert!(matches!(err, Err(ConfigError::Read { .. })));
 }
+
+#[test]
+fn database_sqlite_and_its_path() {
+    let s = Settings::load(None, env(&[("SILVERBACK_PREFIX", "/srv/sb")])).unwrap();
+    assert_eq!(s.database, Database::Off);
+    assert_eq!(s.sqlite_path, std::path::Path::new("/srv/sb/silverback.db"));
+    let s = Settings::load(
+        None,
+        env(&[
+            ("SILVERBACK_PREFIX", "/srv/sb"),
+            ("SILVERBACK_DATABASE", "sqlite"),
+            ("SILVERBACK_SQLITE_PATH", "data/config.db"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.database, Database::Sqlite);
+    assert_eq!(
+        s.sqlite_path,
+        std::path::Path::new("/srv/sb/data/config.db")
+    );
+    let s = Settings::load(None, env(&[("SILVERBACK_SQLITE_PATH", "/var/lib/sb.db")])).unwrap();
+    assert_eq!(s.sqlite_path, std::path::Path::new("/var/lib/sb.db"));
+    for (value, message) in [
+        ("postgres", "not available in this build yet"),
+        ("mysql", "is not one of off, sqlite"),
+    ] {
+        let err = Settings::load(None, env(&[("SILVERBACK_DATABASE", value)])).unwrap_err();
+        assert!(err.to_string().contains(message), "{err}");
+    }
+}
+
+#[test]
+fn admin_token_is_a_secret() {
+    let s = Settings::load(None, env(&[])).unwrap();
+    assert!(s.admin_token.is_none());
+    let s = Settings::load(None, env(&[("SILVERBACK_ADMIN_TOKEN", " t0ken ")])).unwrap();
+    assert_eq!(s.admin_token.as_ref().map(Secret::expose), Some("t0ken"));
+    assert!(!format!("{s:?}").contains("t0ken"));
+    let raw = RawSettings::defaults().with_env(env(&[("SILVERBACK_ADMIN_TOKEN", "t0ken")]));
+    assert!(!format!("{raw:?}").contains("t0ken"));
+    assert!(is_sensitive("admin_token"));
+}

@@ -2,13 +2,18 @@
 //! config lives.
 //!
 //! Backends: [`off`] (DB-less: the declarative config held in memory, replaced whole) and
-//! [`sqlite`] (the embedded default). PostgreSQL implements the same trait.
+//! [`sqlite`] (the embedded default). PostgreSQL implements the same trait. [`export`] writes a
+//! config back out as a declarative file.
 //!
 //! A backend stores rows that the caller already validated against their schema; it enforces
 //! what must hold atomically with the write (unique fields, foreign keys, cascades) and reports
 //! what changed, so the gateway can update its snapshot without reading everything back.
 
+pub mod export;
 pub mod off;
+mod offset;
+pub mod sqlite;
+mod tags;
 
 use serde_json::Value;
 use silverback_model::declarative::DeclarativeError;
@@ -43,7 +48,10 @@ pub enum StoreError {
     #[error("primary key violation on key '{{id=\"{id}\"}}'")]
     PrimaryKey { id: Uuid },
     /// A reference to a row that does not exist (Kong code 4, HTTP 400).
-    #[error("the foreign key '{key}' does not reference an existing '{parent}' entity.")]
+    #[error(
+        "the foreign key '{}' does not reference an existing '{parent}' entity.",
+        lua_text(.key)
+    )]
     ForeignKey {
         field: &'static str,
         /// The reference as given, e.g. `{"id":"..."}`.
@@ -70,15 +78,35 @@ pub enum StoreError {
     Database(String),
 }
 
+/// `{name="x"}`: the fields as Kong prints them (Penlight's `pretty.write` of a Lua table).
 fn fields_text(fields: &[(String, Value)]) -> String {
     let inner: Vec<String> = fields
         .iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => format!("{k}=\"{s}\""),
-            other => format!("{k}={other}"),
-        })
+        .map(|(k, v)| format!("{k}={}", lua_text(v)))
         .collect();
     format!("{{{}}}", inner.join(","))
+}
+
+/// A JSON value written the way Kong's error messages write Lua values: strings quoted, `null`
+/// for null, objects as `{k=v}` with sorted keys (`{id="..."}` for a foreign key).
+fn lua_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{k}={}", lua_text(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(a) => {
+            let inner: Vec<String> = a.iter().map(lua_text).collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// `?tags=a,b` (all of them) or `?tags=a/b` (any of them).
@@ -142,7 +170,9 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the Admin API may write (false for DB-less).
     fn writable(&self) -> bool;
 
-    /// The whole current configuration.
+    /// The whole current configuration. Rows of each entity type come in a stable order that
+    /// depends only on the content, not on the write history (database backends: by id, the
+    /// order Kong pages in), so equal contents give equal hashes.
     fn load(&self) -> impl Future<Output = Result<Arc<Config>, StoreError>> + Send;
 
     fn get(
@@ -187,9 +217,26 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
     ) -> impl Future<Output = Result<Vec<Change>, StoreError>> + Send;
 
-    /// Replaces everything with `config`, atomically (`POST /config`, `db_import`).
+    /// Replaces everything with `config`, atomically (`POST /config`).
     fn replace_all(
         &self,
         config: Arc<Config>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// `GET /tags` (`tag: None`: every tag of every entity) and `GET /tags/{tag}`: rows of
+    /// `entity_name`, `entity_id` and `tag`, ordered by entity id (then tag position) as Kong
+    /// orders them, paged like [`Store::list`] (`query.tags` and `query.foreign` are ignored).
+    ///
+    /// The default computes the answer from [`Store::load`]; database backends answer it from
+    /// their tag index.
+    fn list_tags(
+        &self,
+        tag: Option<&str>,
+        query: &ListQuery,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
+        async move {
+            let config = self.load().await?;
+            tags::page_from_config(&config, tag, query)
+        }
+    }
 }

@@ -84,7 +84,9 @@ pub fn reload(common: &Common) -> i32 {
         }
     };
     // Check the file first so a bad one is reported here, not just in the instance's log.
-    if let Some(file) = &settings.declarative_config
+    // With a database the file is not read, so nothing to check.
+    if settings.database == silverback_config::Database::Off
+        && let Some(file) = &settings.declarative_config
         && super::config::parse(file) != 0
     {
         eprintln!("Error: not reloading; the running instance keeps its current config");

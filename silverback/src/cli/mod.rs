@@ -1,8 +1,10 @@
 //! Command-line verbs, named as Kong's: `start`, `stop`, `reload`, `health`, `check`,
-//! `config init|parse|settings`, `version`.
+//! `config init|parse|settings|db_import|db_export`, `migrations`, `version`.
 
 mod config;
+mod db;
 mod instance;
+mod migrations;
 mod settings;
 mod start;
 
@@ -51,6 +53,9 @@ enum Command {
     /// Declarative config tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage the database schema (database = sqlite).
+    #[command(subcommand)]
+    Migrations(migrations::MigrationsCommand),
     /// Print the version.
     Version,
 }
@@ -67,6 +72,21 @@ enum ConfigCommand {
     Parse { file: PathBuf },
     /// Print the settings reference in markdown, as the README shows it.
     Settings,
+    /// Import a declarative file into the database (entities are added or updated, never
+    /// deleted); an invalid file changes nothing.
+    #[command(name = "db_import", alias = "db-import")]
+    DbImport {
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Export the database as a declarative file (default kong.yml; `-` for stdout).
+    #[command(name = "db_export", alias = "db-export")]
+    DbExport {
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// Loads settings the way every verb does: defaults, file, `SILVERBACK_*`, then flags.
@@ -112,6 +132,11 @@ pub fn run() -> i32 {
         Command::Config(ConfigCommand::Init { file }) => config::init(&file),
         Command::Config(ConfigCommand::Parse { file }) => config::parse(&file),
         Command::Config(ConfigCommand::Settings) => settings::run(),
+        Command::Config(ConfigCommand::DbImport { file, common }) => db::db_import(&file, &common),
+        Command::Config(ConfigCommand::DbExport { file, common }) => {
+            db::db_export(file.as_deref(), &common)
+        }
+        Command::Migrations(command) => migrations::run(command),
         Command::Version => {
             println!(
                 "Silverback {} (Kong Gateway {} compatible)",

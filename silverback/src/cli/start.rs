@@ -7,7 +7,9 @@ use silverback_balancer::Dns;
 use silverback_config::{Database, Settings};
 use silverback_plugins::registry::BUNDLED;
 use silverback_proxy::{Proxy, ProxySettings, Shared, Snapshot};
+use silverback_store::Store;
 use silverback_store::off::Declarative;
+use silverback_store::sqlite::Sqlite;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
@@ -64,6 +66,8 @@ enum StartError {
     Dns(#[from] silverback_balancer::DnsError),
     #[error("invalid declarative config {path}:\n  {lines}")]
     Config { path: String, lines: String },
+    #[error("config store {path}: {reason}")]
+    Store { path: String, reason: String },
     #[error("{0}")]
     Snapshot(#[from] silverback_proxy::SnapshotError),
     #[error("{0}")]
@@ -106,18 +110,22 @@ fn start(settings: Settings) -> Result<(), StartError> {
         settings.worker_threads,
     );
     let store = Arc::new(match settings.database {
-        Database::Off => Declarative {
+        Database::Off => Source::File(Declarative {
             path: settings.declarative_config.clone(),
             plugins: &*BUNDLED,
-        },
+        }),
+        Database::Sqlite => Source::Sqlite(control.block_on(open_sqlite(&settings))?),
     });
     control.block_on(async {
-        if store.path.is_some() {
-            let snap = load_snapshot(&store, &shared).await?;
-            tracing::info!(hash = snap.config.hash(), "declarative config loaded");
-            shared.install(snap);
-        } else {
-            tracing::warn!("database = off and no declarative_config: serving an empty config");
+        match &*store {
+            Source::File(d) if d.path.is_none() => {
+                tracing::warn!("database = off and no declarative_config: serving an empty config");
+            }
+            _ => {
+                let snap = load_snapshot(&store, &shared).await?;
+                tracing::info!(hash = snap.config.hash(), "{} loaded", store.what());
+                shared.install(snap);
+            }
         }
         Ok::<_, StartError>(())
     })?;
@@ -163,21 +171,68 @@ fn start(settings: Settings) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Where the config comes from: the declarative file (database = off) or the SQLite store.
+enum Source {
+    File(Declarative),
+    Sqlite(Sqlite),
+}
+
+impl Source {
+    /// For log lines: what was (re)loaded.
+    fn what(&self) -> &'static str {
+        match self {
+            Source::File(_) => "declarative config",
+            Source::Sqlite(_) => "database config",
+        }
+    }
+
+    async fn read(&self) -> Result<Arc<silverback_model::Config>, StartError> {
+        match self {
+            Source::File(d) => d.read().map(Arc::new).map_err(|e| StartError::Config {
+                path: d
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                lines: match &e {
+                    silverback_store::StoreError::Declarative(d) => d.lines().join("\n  "),
+                    other => other.to_string(),
+                },
+            }),
+            Source::Sqlite(db) => db.load().await.map_err(|e| store_error(db.path(), e)),
+        }
+    }
+}
+
+fn store_error(path: &std::path::Path, e: impl std::fmt::Display) -> StartError {
+    StartError::Store {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Opens the SQLite store and brings its schema up to date: the first start creates it, and an
+/// upgrade applies its migrations (Kong asks for `kong migrations` first; an embedded store has
+/// no other node to coordinate with).
+async fn open_sqlite(settings: &Settings) -> Result<Sqlite, StartError> {
+    let path = &settings.sqlite_path;
+    if settings.declarative_config.is_some() {
+        tracing::warn!(
+            "database = sqlite: declarative_config is not read (use 'silverback config db_import')"
+        );
+    }
+    let db = Sqlite::open(path).await.map_err(|e| store_error(path, e))?;
+    let applied = db.migrate().await.map_err(|e| store_error(path, e))?;
+    if !applied.is_empty() {
+        tracing::info!(path = %path.display(), migrations = ?applied, "database schema migrated");
+    }
+    Ok(db)
+}
+
 /// Loads the store's config and compiles it, off the proxy workers.
-async fn load_snapshot(store: &Arc<Declarative>, shared: &Shared) -> Result<Snapshot, StartError> {
+async fn load_snapshot(store: &Arc<Source>, shared: &Shared) -> Result<Snapshot, StartError> {
     let v1_paths = shared.settings.path_handling_v1;
-    let config = store.read().map_err(|e| StartError::Config {
-        path: store
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        lines: match &e {
-            silverback_store::StoreError::Declarative(d) => d.lines().join("\n  "),
-            other => other.to_string(),
-        },
-    })?;
-    let config = Arc::new(config);
+    let config = store.read().await?;
     let snap = tokio::task::spawn_blocking(move || Snapshot::build(config, v1_paths))
         .await
         .map_err(|e| StartError::Runtime(std::io::Error::other(e)))??;
@@ -205,7 +260,7 @@ fn write_instance_files(
 }
 
 /// Reloads on SIGHUP; returns on SIGTERM, SIGINT or SIGQUIT.
-async fn wait_for_signals(store: &Arc<Declarative>, shared: &Arc<Shared>) {
+async fn wait_for_signals(store: &Arc<Source>, shared: &Arc<Shared>) {
     let (Ok(mut hup), Ok(mut term), Ok(mut int), Ok(mut quit)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
@@ -226,12 +281,12 @@ async fn wait_for_signals(store: &Arc<Declarative>, shared: &Arc<Shared>) {
 }
 
 /// A bad file leaves the running config untouched.
-async fn reload(store: &Arc<Declarative>, shared: &Arc<Shared>) {
+async fn reload(store: &Arc<Source>, shared: &Arc<Shared>) {
     match load_snapshot(store, shared).await {
         Ok(snap) => {
             let hash = snap.config.hash().to_string();
             shared.install(snap);
-            tracing::info!(hash, "declarative config reloaded");
+            tracing::info!(hash, "{} reloaded", store.what());
         }
         Err(e) => tracing::error!("reload rejected, keeping the current config: {e}"),
     }
