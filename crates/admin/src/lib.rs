@@ -1,0 +1,68 @@
+//! Kong's Admin API over a Silverback config [`Store`], so that Kong's clients (curl scripts,
+//! decK, go-kong) work unchanged.
+//!
+//! The binary builds an [`AdminState`] (store, plugin schemas, node information, optional admin
+//! token, a [`ConfigSink`] that receives every committed change, a status closure), turns it
+//! into an axum [`Router`](axum::Router) with [`router`], and serves it with [`serve`]:
+//!
+//! ```ignore
+//! let state = AdminState { admin_token, sink, status, ..AdminState::new(store, NodeInfo::new(conf)) };
+//! serve(listener, router(state)).await?;
+//! ```
+//!
+//! Modules, one concern each: [`table`] (which URL names map to which entity schemas),
+//! [`router`] (paths and methods to endpoints), [`body`] and [`coerce`] (request bodies),
+//! [`dao`] (reads, writes, merges on the store), [`entities`] (the generated entity endpoints),
+//! [`certificates`] (their SNI list), [`query`] (pagination and tag filters), [`errors`] (Kong's
+//! error bodies), [`node`], [`schemas`], [`tags`], [`dbless`] (`/config`) and [`auth`].
+
+pub mod auth;
+pub mod body;
+pub mod certificates;
+pub mod coerce;
+pub mod dao;
+pub mod dbless;
+pub mod entities;
+pub mod errors;
+pub mod node;
+pub mod query;
+pub mod response;
+pub mod router;
+pub mod schemas;
+pub mod state;
+pub mod table;
+pub mod tags;
+
+pub use errors::AdminError;
+pub use state::{
+    AdminState, ConfigSink, NoSink, NodeInfo, PluginInfo, StatusFn, is_secret_key, plugin_infos,
+    redact_configuration, system_hostname,
+};
+
+use silverback_store::Store;
+use std::sync::Arc;
+
+/// The Admin API as an axum router (every path is resolved by [`router::handle`]).
+pub fn router<S: Store>(state: AdminState<S>) -> axum::Router {
+    let state = Arc::new(state);
+    axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let state = state.clone();
+        async move { router::handle(state, req).await }
+    })
+}
+
+/// Serves the router on a bound listener until the task is dropped or the listener fails.
+pub async fn serve(listener: tokio::net::TcpListener, router: axum::Router) -> std::io::Result<()> {
+    axum::serve(listener, router).await
+}
+
+/// Like [`serve`], stopping gracefully when `shutdown` completes.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
