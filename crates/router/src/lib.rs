@@ -14,6 +14,10 @@
 //! tree over path prefixes and regex literal prefixes). [`Router::find`] normalizes the path,
 //! gathers the candidates from the buckets of the request host and from the host-less bucket,
 //! and verifies them in rank order, so the first one that passes is the one Kong would pick.
+//! Regex paths are filtered by their literal prefix (the index) and the byte after it (the
+//! matcher's head) before any engine runs, and are searched with a compact backtracker whose
+//! program is one contiguous block (`program.rs`): a regex is almost always cache-cold when a
+//! request needs it, so what it costs is mostly the cache lines it touches.
 //!
 //! Priorities are what Kong's `get_priority` actually computes, not the layout its comment
 //! documents: its match-weight, header-count and `regex_priority` shifts are 32-bit (see
@@ -38,6 +42,7 @@ mod index;
 mod matcher;
 mod normalize;
 mod priority;
+mod program;
 mod upstream;
 mod validate;
 
@@ -45,13 +50,14 @@ pub use normalize::{escape_path, normalize_path};
 pub use upstream::{PathHandling, upstream_path};
 pub use validate::check_path;
 
-use index::{Index, Lists, Placement, first_accepted};
+use index::{Entry, Index, Lists, Placement, first_accepted};
 use matcher::{Head, Matcher, PathHit, PathRule, RequestCtx, method_bit};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use uuid::Uuid;
+use validate::PathRegex;
 
 /// A route as the router sees it: only the fields that take part in matching.
 #[derive(Debug, Clone, Default)]
@@ -254,6 +260,10 @@ pub struct Router {
     matchers: Vec<Matcher>,
     /// `matchers[i].head()`, packed densely for the first check of each candidate.
     heads: Vec<Head>,
+    /// The byte sets that regex filters refer to (a handful, shared by all regexes).
+    next_sets: Vec<validate::ByteSet>,
+    /// Every regex path, a matcher's regexes adjacent (see [`PathRule::Regex`]).
+    regexes: Vec<PathRegex>,
     index: Index,
     routes: usize,
 }
@@ -263,9 +273,10 @@ impl Router {
     /// route and the offending value.
     pub fn build(routes: &[RouteSpec]) -> Result<Router, BuildError> {
         let mut matchers = Vec::with_capacity(routes.len());
+        let mut regexes = Vec::new();
         for (index, route) in routes.iter().enumerate() {
             for part in priority::split(route) {
-                matchers.push(Matcher::build(index, route, &part)?);
+                matchers.push(Matcher::build(index, route, &part, &mut regexes)?);
             }
         }
         if u32::try_from(matchers.len()).is_err() {
@@ -282,9 +293,13 @@ impl Router {
             let keys = match &m.path {
                 PathRule::Any => vec![(&b""[..], 0)],
                 PathRule::Prefix(prefixes) => numbered(prefixes.iter().map(|p| p.as_bytes())),
-                PathRule::Regex(regexes) => {
-                    numbered(regexes.iter().map(|r| r.literal_prefix.as_slice()))
-                }
+                PathRule::Regex { first, count } => numbered(
+                    regexes
+                        .iter()
+                        .skip(*first)
+                        .take(*count)
+                        .map(PathRegex::literal_prefix),
+                ),
             };
             Placement {
                 rank: u32::try_from(rank).unwrap_or(u32::MAX),
@@ -292,8 +307,21 @@ impl Router {
                 keys,
             }
         }));
+        let mut next_sets = Vec::new();
+        for rx in &mut regexes {
+            rx.share_filter(&mut next_sets);
+        }
+        for (rank, m) in matchers.iter().enumerate() {
+            if let PathRule::Regex { first, count } = m.path {
+                for rx in regexes.iter_mut().skip(first).take(count) {
+                    rx.rank = u32::try_from(rank).unwrap_or(u32::MAX);
+                }
+            }
+        }
         Ok(Router {
-            heads: matchers.iter().map(Matcher::head).collect(),
+            heads: matchers.iter().map(|m| m.head(&regexes)).collect(),
+            next_sets,
+            regexes,
             matchers,
             index,
             routes: routes.len(),
@@ -346,26 +374,18 @@ impl Router {
         self.index.collect(ctx.host, ctx.port, ctx.path, &mut lists);
         let method = method_bit(req.method);
         let (route, hit) = first_accepted(&mut lists, |entry| {
-            let rank = usize::try_from(entry.rank()).ok()?;
-            let head = self.heads.get(rank)?;
+            let head = self.heads.get(usize::try_from(entry.rank()).ok()?)?;
             match head.quick(method) {
                 Some(false) => None,
                 // Prefix and path-less entries are already matched by the index.
                 Some(true) => Some((
                     head.route,
                     PathHit {
-                        matched_len: usize::try_from(head.prefix_len).ok()?,
+                        matched_len: usize::try_from(head.aux).ok()?,
                         captures: None,
                     },
                 )),
-                None => {
-                    let matcher = self.matchers.get(rank)?;
-                    if !matcher.check_fields(&ctx) {
-                        return None;
-                    }
-                    let hit = matcher.match_path(entry.sub(), ctx.path)?;
-                    Some((head.route, hit))
-                }
+                None => self.verify(head, entry, &ctx, method),
             }
         })?;
         Some(Match {
@@ -374,6 +394,60 @@ impl Router {
             path,
             captures: hit.captures,
         })
+    }
+
+    /// Decides a candidate that its head alone could not: the byte filter of a regex path,
+    /// the full matcher's fields when needed, then the regex.
+    fn verify(
+        &self,
+        head: &Head,
+        entry: Entry,
+        ctx: &RequestCtx<'_>,
+        method: u16,
+    ) -> Option<(u32, PathHit)> {
+        if head.regex && !self.next_byte_ok(head.next_set, head.next_at, ctx.path) {
+            return None;
+        }
+        if head.needs_fields(method) {
+            let matcher = self.matchers.get(usize::try_from(entry.rank()).ok()?)?;
+            if !matcher.check_fields(ctx) {
+                return None;
+            }
+        }
+        let aux = usize::try_from(head.aux).ok()?;
+        if !head.regex {
+            // Prefix and path-less entries are already matched by the index.
+            let hit = PathHit {
+                matched_len: aux,
+                captures: None,
+            };
+            return Some((head.route, hit));
+        }
+        let rx = self
+            .regexes
+            .get(aux.checked_add(usize::try_from(entry.sub()).ok()?)?)
+            .filter(|rx| rx.rank == entry.rank())?;
+        // (The index placed the entry under the regex's literal prefix.)
+        if !self.next_byte_ok(rx.next_set, rx.next_at, ctx.path) {
+            return None;
+        }
+        let (matched_len, captures) = rx.search(ctx.path)?;
+        let hit = PathHit {
+            matched_len,
+            captures,
+        };
+        Some((head.route, hit))
+    }
+
+    /// A regex byte filter: `set` is 0 (none) or 1 + an index in `next_sets`.
+    fn next_byte_ok(&self, set: u16, at: u16, path: &str) -> bool {
+        let Some(i) = usize::from(set).checked_sub(1) else {
+            return true;
+        };
+        match (self.next_sets.get(i), path.as_bytes().get(usize::from(at))) {
+            (Some(set), Some(&b)) => set.contains(b),
+            _ => false,
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Compiled matchers: one per route part (see [`crate::priority::split`]), holding every
 //! condition in a form that is cheap to check against a request.
 //!
-//! Hosts and paths are mostly decided by the index; [`Matcher::check_fields`] checks the rest and
-//! [`Matcher::match_path`] confirms the path (running the regex when there is one).
+//! Hosts and paths are mostly decided by the index. A dense [`Head`] per matcher settles most
+//! candidates (methods, prefix paths, the byte filter of regex paths); [`Matcher::check_fields`]
+//! checks the remaining fields, and regex paths run from the router's regex table (see
+//! [`crate::program`]).
 
 use crate::host::{HostPattern, NamePattern, parse_sni};
 use crate::priority::{Part, is_regex, priority};
@@ -10,9 +12,6 @@ use crate::validate::{PathRegex, compile_path_regex, describe_regex_error};
 use crate::{BuildError, Captures, NetMatch, Request, RouteSpec};
 use http::HeaderName;
 use regex::Regex;
-use regex_automata::Input;
-use regex_automata::util::primitives::NonMaxUsize;
-use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::net::IpAddr;
 use uuid::Uuid;
@@ -77,23 +76,30 @@ pub(crate) fn method_bit(method: &str) -> u16 {
 pub(crate) const CUSTOM_METHOD: u16 = 1 << 15;
 
 /// The hot part of a matcher, kept in a dense array indexed by rank: enough to accept a typical
-/// prefix or path-less candidate without touching the full [`Matcher`].
+/// prefix or path-less candidate, or to reject most regex candidates, without touching the full
+/// [`Matcher`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Head {
     /// Index of the original route.
     pub(crate) route: u32,
-    /// Length of the matcher's prefixes (0 for no path).
-    pub(crate) prefix_len: u32,
+    /// Prefix or no path: length of the matcher's prefixes (0 for no path). Regex paths: index
+    /// of the first of the matcher's regexes in the router's regex table.
+    pub(crate) aux: u32,
     /// OR of [`method_bit`]s; 0 when the route has no methods.
     pub(crate) methods: u16,
-    /// Needs [`Matcher::check_fields`] / [`Matcher::match_path`]: has SNIs, sources,
-    /// destinations, headers or a regex path.
-    pub(crate) slow: bool,
+    /// For a single regex path, its byte filter (see [`PathRegex::next_set`]); 0: none.
+    pub(crate) next_set: u16,
+    /// Where that filter applies: the regex's literal prefix length.
+    pub(crate) next_at: u16,
+    /// Needs [`Matcher::check_fields`]: has SNIs, sources, destinations or headers.
+    pub(crate) fields: bool,
+    /// The path rule is regexes.
+    pub(crate) regex: bool,
 }
 
 impl Head {
-    /// `Some(true)`: accepted on the head alone; `Some(false)`: rejected; `None`: the full
-    /// matcher must decide.
+    /// `Some(true)`: accepted on the head alone; `Some(false)`: rejected; `None`: needs
+    /// [`Head::needs_fields`] and/or a regex search.
     pub(crate) fn quick(&self, method_bit: u16) -> Option<bool> {
         if self.methods != 0 {
             if self.methods & method_bit == 0 {
@@ -103,7 +109,16 @@ impl Head {
                 return None;
             }
         }
-        if self.slow { None } else { Some(true) }
+        if self.fields || self.regex {
+            None
+        } else {
+            Some(true)
+        }
+    }
+
+    /// Whether [`Matcher::check_fields`] has anything to check that the head did not.
+    pub(crate) fn needs_fields(&self, method_bit: u16) -> bool {
+        self.fields || (self.methods != 0 && method_bit == CUSTOM_METHOD)
     }
 }
 
@@ -114,8 +129,9 @@ pub(crate) enum PathRule {
     Any,
     /// Prefixes, all of the same length (the split guarantees it).
     Prefix(Vec<Box<str>>),
-    /// Regexes, tried in configuration order.
-    Regex(Vec<PathRegex>),
+    /// Regexes, tried in configuration order: `count` entries from `first` in the router's
+    /// regex table.
+    Regex { first: usize, count: usize },
 }
 
 /// One accepted header value: compared after lower-casing the request value.
@@ -208,16 +224,17 @@ fn net_matches(list: &[NetMatch], (ip, port): (IpAddr, u16)) -> bool {
 }
 
 impl Matcher {
-    /// Compiles one part of route `index`.
+    /// Compiles one part of route `index`; its regexes are appended to `regexes`.
     pub(crate) fn build(
         index: usize,
         route: &RouteSpec,
         part: &Part<'_>,
+        regexes: &mut Vec<PathRegex>,
     ) -> Result<Self, BuildError> {
         let path = if part.paths.is_empty() {
             PathRule::Any
         } else if part.paths.iter().all(|p| is_regex(p)) {
-            let mut regexes = Vec::with_capacity(part.paths.len());
+            let first = regexes.len();
             for p in &part.paths {
                 let compiled = compile_path_regex(p).map_err(|reason| BuildError::InvalidPath {
                     index,
@@ -227,7 +244,10 @@ impl Matcher {
                 })?;
                 regexes.push(compiled);
             }
-            PathRule::Regex(regexes)
+            PathRule::Regex {
+                first,
+                count: part.paths.len(),
+            }
         } else {
             PathRule::Prefix(part.paths.iter().map(|p| Box::from(*p)).collect())
         };
@@ -287,20 +307,26 @@ impl Matcher {
     }
 
     /// The compact form used for the first check of a candidate.
-    pub(crate) fn head(&self) -> Head {
-        let prefix_len = match &self.path {
-            PathRule::Prefix(p) => p.first().map_or(0, |p| p.len()),
-            _ => 0,
+    pub(crate) fn head(&self, regexes: &[PathRegex]) -> Head {
+        let (aux, next_set, next_at) = match &self.path {
+            PathRule::Any => (0, 0, 0),
+            PathRule::Prefix(p) => (p.first().map_or(0, |p| p.len()), 0, 0),
+            PathRule::Regex { first, count } => match regexes.get(*first) {
+                Some(rx) if *count == 1 => (*first, rx.next_set, rx.next_at),
+                _ => (*first, 0, 0),
+            },
         };
         Head {
             route: u32::try_from(self.route).unwrap_or(u32::MAX),
-            prefix_len: u32::try_from(prefix_len).unwrap_or(u32::MAX),
+            aux: u32::try_from(aux).unwrap_or(u32::MAX),
             methods: self.methods.iter().fold(0, |acc, m| acc | method_bit(m)),
-            slow: !self.snis.is_empty()
+            next_set,
+            next_at,
+            fields: !self.snis.is_empty()
                 || self.sources.is_some()
                 || self.destinations.is_some()
-                || !self.headers.is_empty()
-                || matches!(self.path, PathRule::Regex(_)),
+                || !self.headers.is_empty(),
+            regex: matches!(self.path, PathRule::Regex { .. }),
         }
     }
 
@@ -327,64 +353,5 @@ impl Matcher {
             return false;
         }
         self.headers.iter().all(|h| h.matches(ctx.headers))
-    }
-
-    /// Confirms path entry `sub` (a prefix or regex index) against the normalized path.
-    pub(crate) fn match_path(&self, sub: u32, path: &str) -> Option<PathHit> {
-        let sub = usize::try_from(sub).ok()?;
-        match &self.path {
-            PathRule::Any => Some(PathHit {
-                matched_len: 0,
-                captures: None,
-            }),
-            PathRule::Prefix(prefixes) => {
-                let prefix = prefixes.get(sub)?;
-                path.starts_with(&**prefix).then(|| PathHit {
-                    matched_len: prefix.len(),
-                    captures: None,
-                })
-            }
-            PathRule::Regex(regexes) => {
-                let rx = regexes.get(sub)?;
-                let bytes = path.as_bytes();
-                if !bytes.starts_with(&rx.literal_prefix) {
-                    return None;
-                }
-                if let Some(next) = &rx.next_bytes
-                    && !bytes
-                        .get(rx.literal_prefix.len())
-                        .is_some_and(|&b| next.contains(b))
-                {
-                    return None;
-                }
-                if rx.names.len() > 1 {
-                    // Slots on the stack: a failing candidate does not allocate.
-                    let mut slots: SmallVec<[Option<NonMaxUsize>; 16]> =
-                        smallvec::smallvec![None; rx.slots];
-                    rx.regex.search_slots(&Input::new(path), &mut slots)?;
-                    let span = |i: usize| -> Option<(usize, usize)> {
-                        Some((
-                            slots.get(2 * i).copied()??.get(),
-                            slots.get(2 * i + 1).copied()??.get(),
-                        ))
-                    };
-                    let (start, end) = span(0)?;
-                    // Kong slices the request path by the *length* of the matched text.
-                    return Some(PathHit {
-                        matched_len: end.saturating_sub(start),
-                        captures: Captures::from_spans(
-                            path,
-                            (0..rx.names.len()).map(span),
-                            &rx.names,
-                        ),
-                    });
-                }
-                let found = rx.regex.find(path)?;
-                Some(PathHit {
-                    matched_len: found.len(),
-                    captures: None,
-                })
-            }
-        }
     }
 }

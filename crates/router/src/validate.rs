@@ -3,27 +3,153 @@
 //! [`check_path`] lets the config layer reject bad paths at load time with Kong-like messages;
 //! [`compile_path_regex`] is what the router builds from a `~` path.
 
+use crate::Captures;
 use crate::normalize::normalize_path;
-use regex_automata::meta;
+use crate::program::Program;
+use regex_automata::nfa::thompson::backtrack::{self, BoundedBacktracker};
+use regex_automata::nfa::thompson::pikevm::PikeVM;
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, meta};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
+use smallvec::SmallVec;
+use std::cell::RefCell;
 use std::sync::Arc;
 
-/// A compiled `~` path.
+/// A compiled `~` path. The fields a match needs fill one cache line; the rest is boxed.
 #[derive(Debug)]
+#[repr(align(64))]
 pub(crate) struct PathRegex {
-    pub(crate) regex: meta::Regex,
+    /// The compact engine; `None` for an unanchored pattern (a top-level `|`).
+    program: Option<Program>,
+    /// Group names by group index (index 0, the whole match, has none); shared with every
+    /// [`Captures`] produced.
+    names: Arc<[Option<Box<str>>]>,
+    /// Rank of the matcher this regex belongs to (set by the router).
+    pub(crate) rank: u32,
+    /// 1 + index of [`ColdRegex::next_bytes`] in the router's byte-set table (0: no
+    /// filter): the path byte at `next_at` (the literal prefix length) must be in that set.
+    pub(crate) next_set: u16,
+    pub(crate) next_at: u16,
+    cold: Box<ColdRegex>,
+}
+
+/// The parts of a [`PathRegex`] used at build time or by the fallback engines.
+#[derive(Debug)]
+struct ColdRegex {
+    /// Length of the plain literal (outside any group) right after the pattern's leading `^`,
+    /// which the engines were compiled without: they search `path[skip..]` anchored. 0 when the
+    /// pattern has no such literal; the engines then run the whole pattern.
+    skip: usize,
+    /// The same NFA under regex-automata's bounded backtracker, for what [`Program`] does not
+    /// handle (unanchored patterns, long paths)...
+    backtrack: BoundedBacktracker,
+    /// ...and under the PikeVM when the path is too long for the backtracker too.
+    pikevm: PikeVM,
     /// Bytes every match must start with (the regex is anchored), used to place the regex in the
     /// path index so it only runs for requests sharing that prefix. May be empty.
-    pub(crate) literal_prefix: Vec<u8>,
+    literal_prefix: Vec<u8>,
     /// Bytes that can follow the literal prefix in a match, when known: a cheap exact filter
     /// that rejects most non-matching candidates without running the regex.
-    pub(crate) next_bytes: Option<ByteSet>,
-    /// Group names by group index (index 0, the whole match, has none); shared with every
-    /// [`Captures`](crate::Captures) produced.
-    pub(crate) names: Arc<[Option<Box<str>>]>,
-    /// Number of capture slots (two per group, group 0 included).
-    pub(crate) slots: usize,
+    next_bytes: Option<ByteSet>,
+}
+
+thread_local! {
+    /// Backtracker scratch space for the fallback searches on this thread.
+    static BACKTRACK_CACHE: RefCell<Option<backtrack::Cache>> = const { RefCell::new(None) };
+}
+
+impl PathRegex {
+    pub(crate) fn literal_prefix(&self) -> &[u8] {
+        &self.cold.literal_prefix
+    }
+
+    /// Sets [`next_set`](Self::next_set), adding the byte set to `sets` if new.
+    pub(crate) fn share_filter(&mut self, sets: &mut Vec<ByteSet>) {
+        let (Some(set), Ok(at)) = (
+            self.cold.next_bytes,
+            u16::try_from(self.cold.literal_prefix.len()),
+        ) else {
+            return;
+        };
+        let pos = match sets.iter().position(|s| *s == set) {
+            Some(pos) => pos,
+            None => {
+                sets.push(set);
+                sets.len() - 1
+            }
+        };
+        if let Ok(n) = u16::try_from(pos + 1) {
+            self.next_set = n;
+            self.next_at = at;
+        }
+    }
+
+    /// Matches the regex against the normalized path: the length of the whole match and, when
+    /// a group took part, the captures. Kong anchors the regex at the start of the path.
+    pub(crate) fn search(&self, path: &str) -> Option<(usize, Option<Captures>)> {
+        // Start fetching the (cold) program and group names together.
+        std::hint::black_box((
+            self.program.as_ref().map_or(0, Program::touch),
+            self.names.first().is_some_and(Option::is_some),
+        ));
+        let mut slots: SmallVec<[Option<NonMaxUsize>; 16]> =
+            smallvec::smallvec![None; 2 * self.names.len()];
+        let found = self
+            .program
+            .as_ref()
+            .and_then(|p| p.search(path.as_bytes(), &mut slots));
+        let whole = match found {
+            // The program starts at the path's start, literal included.
+            Some(end) => (0, end?),
+            None => self.cold.search_slots(path, &mut slots)?,
+        };
+        // Kong slices the request path by the *length* of the matched text.
+        let len = whole.1.checked_sub(whole.0)?;
+        if self.names.len() < 2 {
+            return Some((len, None));
+        }
+        let slot = |i: usize| Some(slots.get(i).copied()??.get());
+        let span = |i: usize| Some((slot(2 * i)?, slot(2 * i + 1)?));
+        let spans = std::iter::once(Some(whole)).chain((1..self.names.len()).map(span));
+        Some((len, Captures::from_spans(path, spans, &self.names)))
+    }
+}
+
+impl ColdRegex {
+    /// The regex-automata search: fills `slots`, returns the whole match's span.
+    fn search_slots(
+        &self,
+        path: &str,
+        slots: &mut [Option<NonMaxUsize>],
+    ) -> Option<(usize, usize)> {
+        if !path.as_bytes().starts_with(&self.literal_prefix) {
+            return None;
+        }
+        let input = if self.skip > 0 {
+            Input::new(path).range(self.skip..).anchored(Anchored::Yes)
+        } else {
+            Input::new(path)
+        };
+        let found = BACKTRACK_CACHE.with(|cell| {
+            let mut guard = cell.try_borrow_mut().ok()?;
+            let cache = guard.get_or_insert_with(|| self.backtrack.create_cache());
+            self.backtrack.reset_cache(cache);
+            self.backtrack.try_search_slots(cache, &input, slots).ok()
+        });
+        match found {
+            Some(found) => found?,
+            // Too long for the backtracker.
+            None => self
+                .pikevm
+                .search_slots(&mut self.pikevm.create_cache(), &input, slots)?,
+        };
+        let slot = |i: usize| Some(slots.get(i).copied()??.get());
+        // With a skipped literal the match starts at the path's start.
+        let start = if self.skip > 0 { 0 } else { slot(0)? };
+        Some((start, slot(1)?))
+    }
 }
 
 /// The regex text the router compiles for a `~` path: the `~` is dropped, `^` is prepended
@@ -34,15 +160,11 @@ pub(crate) fn translate_path_regex(path: &str) -> String {
     format!("^{}", body.replace("?<", "?P<"))
 }
 
-/// Builds a path regex with the same syntax and match semantics as `regex::Regex::new`
-/// (leftmost-first, Unicode, UTF-8, same size limit), but searching with the bounded
-/// backtracker (PikeVM for long inputs) instead of the DFAs.
-///
-/// Why: a route table holds hundreds of regexes and most are cold when a request needs one. The
-/// one-pass and lazy DFAs walk large transition tables (tens of KB per regex with Unicode
-/// classes such as `\d`), costing several microseconds in cache misses on a cold regex; the
-/// backtracker walks the compact NFA and stays well under a microsecond. Paths are short, so
-/// the backtracker's O(states x length) bound is small.
+/// Builds a path regex exactly as `regex::Regex::new` would (leftmost-first, Unicode, UTF-8,
+/// same size limit), without its DFAs (never searched with: they only cost build time). Used to
+/// validate paths and to word errors; matching uses [`compile_path_regex`], which takes the
+/// same steps (parse, Thompson NFA with the same configuration), so it fails exactly when this
+/// does and finds the same matches.
 pub(crate) fn build_path_regex(pattern: &str) -> Result<meta::Regex, Box<meta::BuildError>> {
     let config = meta::Config::new()
         .nfa_size_limit(Some(10 * (1 << 20)))
@@ -58,25 +180,91 @@ pub(crate) fn build_path_regex(pattern: &str) -> Result<meta::Regex, Box<meta::B
         .map_err(Box::new)
 }
 
+/// The syntax `regex::Regex::new` uses.
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().utf8(true)
+}
+
+/// The NFA configuration `regex::Regex::new` (i.e. `meta::Regex`) uses.
+fn nfa_config() -> thompson::Config {
+    thompson::Config::new()
+        .utf8(true)
+        .nfa_size_limit(Some(NFA_SIZE_LIMIT))
+        .shrink(false)
+        .which_captures(WhichCaptures::All)
+}
+
+const NFA_SIZE_LIMIT: usize = 10 * (1 << 20);
+
+/// Splits `^literal rest` into the literal's bytes and `rest` (without the `^`), to be searched
+/// anchored right after the literal. `None` when the pattern does not start that way (a
+/// literal inside a group does not count: its span has to be captured).
+fn split_leading_literal(hir: &Hir) -> Option<(Vec<u8>, Hir)> {
+    let HirKind::Concat(items) = hir.kind() else {
+        return None;
+    };
+    let (first, rest) = items.split_first()?;
+    if !matches!(first.kind(), HirKind::Look(Look::Start)) {
+        return None;
+    }
+    let mut literal = Vec::new();
+    let mut rest = rest;
+    while let Some((item, tail)) = rest.split_first() {
+        let HirKind::Literal(lit) = item.kind() else {
+            break;
+        };
+        literal.extend_from_slice(&lit.0);
+        rest = tail;
+    }
+    (!literal.is_empty()).then(|| (literal, Hir::concat(rest.to_vec())))
+}
+
 /// Compiles a `~` path; the error is a one-line description.
 pub(crate) fn compile_path_regex(path: &str) -> Result<PathRegex, String> {
     let pattern = translate_path_regex(path);
-    let regex = build_path_regex(&pattern).map_err(|e| regex_failure(path, &e))?;
-    let (literal_prefix, next_bytes) = regex_syntax::Parser::new()
-        .parse(&pattern)
-        .map(|hir| literal_prefix(&hir))
-        .unwrap_or_default();
-    let names = regex
+    // Errors are reported as `regex::Regex::new` (i.e. `meta::Regex`) reports them; the steps
+    // below are the ones it takes, so they fail exactly when it does.
+    let failure = |other: String| match build_path_regex(&pattern) {
+        Err(e) => regex_failure(path, &e),
+        Ok(_) => other,
+    };
+    let hir = syntax::parse_with(&pattern, &syntax_config()).map_err(|e| failure(e.to_string()))?;
+    let (literal_prefix, next_bytes) = literal_prefix(&hir);
+    let (literal, hir) = split_leading_literal(&hir).unwrap_or((Vec::new(), hir));
+    let skip = literal.len();
+    let nfa = thompson::Compiler::new()
+        .configure(nfa_config())
+        .build_from_hir(&hir)
+        .map_err(|e| failure(e.to_string()))?;
+    let backtrack = BoundedBacktracker::builder()
+        .build_from_nfa(nfa.clone())
+        .map_err(|e| failure(e.to_string()))?;
+    let pikevm = PikeVM::builder()
+        .build_from_nfa(nfa.clone())
+        .map_err(|e| failure(e.to_string()))?;
+    let program = if skip > 0 || nfa.is_always_start_anchored() {
+        Program::new(&nfa, &literal)
+    } else {
+        None
+    };
+    let names = nfa
         .group_info()
         .pattern_names(regex_automata::PatternID::ZERO)
         .map(|n| n.map(Box::from))
         .collect();
     Ok(PathRegex {
-        slots: regex.group_info().slot_len(),
-        regex,
-        literal_prefix,
-        next_bytes,
+        program,
         names,
+        rank: 0,
+        next_set: 0,
+        next_at: 0,
+        cold: Box::new(ColdRegex {
+            skip,
+            backtrack,
+            pikevm,
+            literal_prefix,
+            next_bytes,
+        }),
     })
 }
 
@@ -270,6 +458,176 @@ pub fn check_path(path: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A match as the router reports it: whole-match length, positional captures and named
+    /// captures (`None` when no group took part).
+    type Found = (usize, Option<(Vec<Option<String>>, Vec<(String, String)>)>);
+
+    /// What the router reported before the compact engine: `regex::Regex` (the same engine and
+    /// configuration as the `meta::Regex` it used) with Kong's rule for exposing captures.
+    fn reference(path_rx: &str, path: &str) -> Option<Found> {
+        let re = regex::Regex::new(&translate_path_regex(path_rx)).unwrap();
+        let caps = re.captures(path)?;
+        let len = caps.get(0)?.len();
+        if caps.iter().skip(1).all(|c| c.is_none()) {
+            return Some((len, None));
+        }
+        let positional = caps
+            .iter()
+            .map(|c| c.map(|m| m.as_str().to_string()))
+            .collect();
+        let named = re
+            .capture_names()
+            .flatten()
+            .filter_map(|n| Some((n.to_string(), caps.name(n)?.as_str().to_string())))
+            .collect();
+        Some((len, Some((positional, named))))
+    }
+
+    fn ours(rx: &PathRegex, path: &str) -> Option<Found> {
+        let (len, caps) = rx.search(path)?;
+        let caps = caps.map(|c| {
+            let positional = c.positional().map(|s| s.map(str::to_string)).collect();
+            let named = c
+                .named()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            (positional, named)
+        });
+        Some((len, caps))
+    }
+
+    fn assert_same(path_rx: &str, paths: &[&str]) {
+        let rx = compile_path_regex(path_rx).unwrap();
+        for path in paths {
+            assert_eq!(
+                ours(&rx, path),
+                reference(path_rx, path),
+                "{path_rx} on {path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_pass_and_backtracking_regexes_capture_as_before() {
+        use regex_automata::dfa::onepass;
+        let one_pass = r"~/v1/items/(?<id>\d+)/(?<section>[a-z]+)$";
+        let not_one_pass = r"~/files/(?<dir>.*)/(?<name>[^/]*?)(\.(?<ext>[a-z]+))?$";
+        assert!(onepass::DFA::new(&translate_path_regex(one_pass)).is_ok());
+        assert!(onepass::DFA::new(&translate_path_regex(not_one_pass)).is_err());
+        for rx in [one_pass, not_one_pass] {
+            assert!(compile_path_regex(rx).unwrap().program.is_some(), "{rx}");
+        }
+        assert_same(
+            one_pass,
+            &[
+                "/v1/items/42/details",
+                "/v1/items/42/details/",
+                "/v1/items/٤٢/details",
+                "/v1/items//details",
+                "/v1/items/42",
+                "/v1/item",
+                "/v2/items/42/details",
+            ],
+        );
+        assert_same(
+            not_one_pass,
+            &[
+                "/files/a/b/c.tar.gz",
+                "/files/a/b/README",
+                "/files//x.",
+                "/files/",
+                "/files/é/ü.md",
+                "/file",
+            ],
+        );
+        let rx = compile_path_regex(one_pass).unwrap();
+        let (len, caps) = rx.search("/v1/items/42/details").unwrap();
+        assert_eq!(len, 20);
+        let caps = caps.unwrap();
+        assert_eq!(caps.get(0), Some("/v1/items/42/details"));
+        assert_eq!(caps.name("id"), Some("42"));
+        assert_eq!(caps.get(2), Some("details"));
+    }
+
+    #[test]
+    fn engine_edge_cases_match_as_before() {
+        let cases: &[(&str, &[&str])] = &[
+            // No group: no captures.
+            (r"~/a/\d+$", &["/a/1", "/a/x", "/a/1/"]),
+            // A group that does not take part: no captures.
+            ("~/a(b)?", &["/a", "/ab", "/abb"]),
+            // Top-level alternation: later alternatives are unanchored (regex-automata path).
+            ("~/b|/a/(b)", &["/b", "/x/a/b", "/a/b", "/c"]),
+            // Literal inside the first group, so nothing is skipped.
+            ("~(/v1)/x", &["/v1/x", "/v1/y"]),
+            ("~/a/(?i)B(c)", &["/a/bC", "/a/Bc", "/a/b"]),
+            (r"~/a\b(x)?", &["/a", "/a/", "/ab", "/ax"]),
+            ("~/a/(x*)", &["/a/", "/a/xx", "/a/é"]),
+            ("~/(é+)(ü)?/", &["/éé/", "/éü/", "/e/"]),
+            ("~/((a)|(b))+$", &["/abab", "/ba", "/"]),
+            ("~/a/(.{2,3}?)(.*)", &["/a/xyz", "/a/x", "/a/éüö"]),
+            ("~/x/(?:(a)|a(b))c", &["/x/abc", "/x/ac"]),
+            (r"~/(?m)a$\n?", &["/a", "/a\n"]),
+        ];
+        for (rx, paths) in cases {
+            assert_same(rx, paths);
+        }
+        // Paths too long for the compact engine's visited set fall back to regex-automata.
+        let long = format!("/a/{}", "x".repeat(300_000));
+        assert_same("~/a/(.*)$", &[&long]);
+        assert_same("~/a/(x+)(y?)", &[&long]);
+    }
+
+    /// A small regex grammar over the alphabet the paths use.
+    fn regex_piece() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just("/".to_string()),
+            Just("é".to_string()),
+            Just("[a-b]".to_string()),
+            Just(r"\d".to_string()),
+            Just(r"\w".to_string()),
+            Just(".".to_string()),
+            Just("$".to_string()),
+            Just(r"\b".to_string()),
+            Just(String::new()),
+        ];
+        leaf.prop_recursive(4, 24, 3, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a}{b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("(?:{a}|{b})")),
+                inner.clone().prop_map(|a| format!("({a})")),
+                inner.clone().prop_map(|a| format!("(?:{a})*")),
+                inner.clone().prop_map(|a| format!("(?:{a})+?")),
+                inner.clone().prop_map(|a| format!("(?:{a})?")),
+                inner.prop_map(|a| format!("(?:{a}){{1,2}}")),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn compact_engine_matches_regex(
+            prefix in "(/[ab]{0,2}){0,2}",
+            body in regex_piece(),
+            alt in proptest::option::weighted(0.2, regex_piece()),
+            paths in proptest::collection::vec("[/ab1é]{0,10}", 1..8),
+        ) {
+            let mut path_rx = format!("~{prefix}{body}");
+            if let Some(alt) = alt {
+                path_rx = format!("{path_rx}|{alt}");
+            }
+            let rx = compile_path_regex(&path_rx).unwrap();
+            for path in &paths {
+                let path = format!("{prefix}{path}");
+                prop_assert_eq!(ours(&rx, &path), reference(&path_rx, &path), "{} on {:?}", path_rx, path);
+            }
+        }
+    }
 
     #[test]
     fn translates_like_kong() {
@@ -279,8 +637,8 @@ mod tests {
 
     #[test]
     fn extracts_literal_prefixes() {
-        let p = |s: &str| compile_path_regex(s).unwrap().literal_prefix;
-        let next = |s: &str| compile_path_regex(s).unwrap().next_bytes;
+        let p = |s: &str| compile_path_regex(s).unwrap().cold.literal_prefix;
+        let next = |s: &str| compile_path_regex(s).unwrap().cold.next_bytes;
         let digits = next(r"~/users/(?<id>\d+)").unwrap();
         assert!(digits.contains(b'0') && digits.contains(b'9'));
         assert!(!digits.contains(b'a') && !digits.contains(b'/'));
