@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use silverback_model::entities::Context;
 use silverback_model::schema::{Field, Kind, Map, Record, Validator};
 use silverback_model::{EntitySchema, entities};
-use silverback_store::{Change, ListQuery, MAX_PAGE_SIZE, Store};
+use silverback_store::{Change, ListQuery, MAX_PAGE_SIZE, Store, StoreError};
 use uuid::Uuid;
 
 /// A UUID in the hyphenated form Kong's `is_valid_uuid` accepts; anything else is a name.
@@ -178,33 +178,46 @@ impl<'a, S: Store> Dao<'a, S> {
             .map_err(AdminError::Schema)
     }
 
-    /// Hands the changes to the sink and returns the row as stored.
-    fn commit(&self, schema: &'static EntitySchema, row: Map, changes: Vec<Change>) -> Map {
-        let id = row_id(&row);
-        let stored = changes.iter().find_map(|c| match c {
-            Change::Upserted(name, r) if *name == schema.name && row_id(r) == id => Some(r.clone()),
-            _ => None,
-        });
+    /// Runs one store write and hands what it changed to the sink. Writes are serialized on
+    /// this node so the live config receives changes in the order the store committed them
+    /// (two writes to one row must not arrive swapped).
+    async fn write(
+        &self,
+        op: impl Future<Output = Result<Vec<Change>, StoreError>>,
+    ) -> Result<Vec<Change>, AdminError> {
+        let _in_commit_order = self.st.write_order.lock().await;
+        let changes = op.await?;
         if !changes.is_empty() {
-            self.st.sink.changed(changes);
+            self.st.sink.changed(changes.clone());
         }
-        stored.unwrap_or(row)
+        Ok(changes)
+    }
+
+    /// The row as the store reports it stored (`row` when the store reports nothing).
+    fn stored(schema: &'static EntitySchema, row: Map, changes: Vec<Change>) -> Map {
+        let id = row_id(&row);
+        changes
+            .into_iter()
+            .find_map(|c| match c {
+                Change::Upserted(name, r) if name == schema.name && row_id(&r) == id => Some(r),
+                _ => None,
+            })
+            .unwrap_or(row)
     }
 
     /// Validates and stores a new row, without entity-specific steps (used for SNIs created
     /// alongside their certificate).
     pub async fn insert_row(&self, e: Entity, mut body: Map) -> Result<Map, AdminError> {
         self.prepare(e, &mut body).await?;
-        let changes = self.st.store.insert(e.schema, body.clone()).await?;
-        Ok(self.commit(e.schema, body, changes))
+        let changes = self
+            .write(self.st.store.insert(e.schema, body.clone()))
+            .await?;
+        Ok(Self::stored(e.schema, body, changes))
     }
 
     /// Deletes one row and what cascades from it, without entity-specific steps.
     pub async fn delete_row(&self, e: Entity, id: Uuid) -> Result<(), AdminError> {
-        let changes = self.st.store.delete(e.schema, id).await?;
-        if !changes.is_empty() {
-            self.st.sink.changed(changes);
-        }
+        self.write(self.st.store.delete(e.schema, id)).await?;
         Ok(())
     }
 
@@ -215,8 +228,10 @@ impl<'a, S: Store> Dao<'a, S> {
         if let Some(names) = &snis {
             certificates::check_names_free(self, names, row_id(&body)).await?;
         }
-        let changes = self.st.store.insert(e.schema, body.clone()).await?;
-        let mut row = self.commit(e.schema, body, changes);
+        let changes = self
+            .write(self.st.store.insert(e.schema, body.clone()))
+            .await?;
+        let mut row = Self::stored(e.schema, body, changes);
         certificates::after_write(self, e, &mut row, snis).await?;
         Ok(row)
     }
@@ -252,8 +267,10 @@ impl<'a, S: Store> Dao<'a, S> {
         if let Some(names) = &snis {
             certificates::check_names_free(self, names, Some(id)).await?;
         }
-        let changes = self.st.store.upsert(e.schema, body.clone()).await?;
-        let mut row = self.commit(e.schema, body, changes);
+        let changes = self
+            .write(self.st.store.upsert(e.schema, body.clone()))
+            .await?;
+        let mut row = Self::stored(e.schema, body, changes);
         certificates::after_write(self, e, &mut row, snis).await?;
         Ok(row)
     }
@@ -284,8 +301,10 @@ impl<'a, S: Store> Dao<'a, S> {
         if let Some(names) = &snis {
             certificates::check_names_free(self, names, row_id(&row)).await?;
         }
-        let changes = self.st.store.upsert(e.schema, row.clone()).await?;
-        let mut row = self.commit(e.schema, row, changes);
+        let changes = self
+            .write(self.st.store.upsert(e.schema, row.clone()))
+            .await?;
+        let mut row = Self::stored(e.schema, row, changes);
         certificates::after_write(self, e, &mut row, snis).await?;
         Ok(row)
     }

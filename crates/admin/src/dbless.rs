@@ -130,8 +130,11 @@ pub async fn post<S: Store>(
     if check_hash && st.store.load().await?.hash() == config.hash() {
         return Ok(response::empty(StatusCode::NOT_MODIFIED));
     }
-    st.store.replace_all(config.clone()).await?;
-    st.sink.replaced(config.clone());
+    {
+        let _in_commit_order = st.write_order.lock().await;
+        st.store.replace_all(config.clone()).await?;
+        st.sink.replaced(config.clone());
+    }
     let mut out = Map::new();
     for (entity, rows) in config.iter() {
         if rows.is_empty() {
@@ -141,7 +144,7 @@ pub async fn post<S: Store>(
             .iter()
             .map(|r| {
                 let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
-                (id.to_string(), Value::Object(r.clone()))
+                (id.to_string(), Value::Object(r.map().clone()))
             })
             .collect();
         out.insert(entity.to_string(), Value::Object(by_id));

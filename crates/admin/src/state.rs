@@ -132,6 +132,8 @@ pub struct AdminState<S> {
     pub admin_token: Option<String>,
     pub sink: Arc<dyn ConfigSink>,
     pub status: StatusFn,
+    /// Held from a store write until its changes reach the sink.
+    pub write_order: tokio::sync::Mutex<()>,
 }
 
 impl<S> AdminState<S> {
@@ -145,6 +147,7 @@ impl<S> AdminState<S> {
             admin_token: None,
             sink: Arc::new(NoSink),
             status: Arc::new(|| Value::Object(Default::default())),
+            write_order: tokio::sync::Mutex::new(()),
         }
     }
 }

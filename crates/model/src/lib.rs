@@ -7,7 +7,7 @@ pub mod entities;
 pub mod schema;
 pub mod typedefs;
 
-pub use config::{Config, EMPTY_CONFIG_HASH, RowError};
+pub use config::{Change, Config, EMPTY_CONFIG_HASH, Row, RowError};
 pub use entities::{Context, EntitySchema, ForeignKey};
 
 /// The Kong Gateway version whose behaviour and Admin API Silverback implements.

@@ -28,7 +28,7 @@ pub fn declarative(config: &Config) -> Value {
         let list = rows
             .iter()
             .map(|row| {
-                let mut row = row.clone();
+                let mut row = row.map().clone();
                 for (field, _, _) in schema.iter().flat_map(|s| s.foreign_fields()) {
                     if let Some(id) = row.get(field).and_then(|f| f.get("id")).cloned() {
                         row.insert(field.into(), id);

@@ -16,6 +16,7 @@ pub mod sqlite;
 mod tags;
 
 use serde_json::Value;
+pub use silverback_model::Change;
 use silverback_model::declarative::DeclarativeError;
 use silverback_model::schema::Map;
 use silverback_model::{Config, EntitySchema};
@@ -152,14 +153,6 @@ impl Default for ListQuery {
 pub struct Page {
     pub rows: Vec<Map>,
     pub offset: Option<String>,
-}
-
-/// What a write changed, cascades included, for updating the in-memory config.
-#[derive(Debug, Clone)]
-pub enum Change {
-    /// The row as stored now (inserted or replaced).
-    Upserted(&'static str, Map),
-    Deleted(&'static str, Uuid),
 }
 
 /// A config store.

@@ -121,7 +121,7 @@ impl Store for Memory {
             .rows(entity.name)
             .iter()
             .find(|r| row_id(r) == Some(id))
-            .cloned())
+            .map(|r| r.map().clone()))
     }
 
     async fn get_by(
@@ -135,7 +135,7 @@ impl Store for Memory {
             .rows(entity.name)
             .iter()
             .find(|r| r.get(field).and_then(Value::as_str) == Some(value))
-            .cloned())
+            .map(|r| r.map().clone()))
     }
 
     async fn list(
@@ -165,7 +165,7 @@ impl Store for Memory {
                 next = Some(encode_offset(i));
                 break;
             }
-            rows.push(row.clone());
+            rows.push(row.map().clone());
         }
         Ok(Page { rows, offset: next })
     }

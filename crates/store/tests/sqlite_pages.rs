@@ -282,8 +282,9 @@ async fn load_is_the_whole_config_by_id_and_hash_follows_content() {
         db.insert(schema("routes"), r.clone()).await.unwrap();
     }
     let config = db.load().await.unwrap();
-    assert_eq!(config.rows("services"), &[s.clone()][..]);
-    assert_eq!(config.rows("routes"), by_id.as_slice());
+    let maps = |entity| -> Vec<&Map> { config.rows(entity).iter().map(|r| r.map()).collect() };
+    assert_eq!(maps("services"), vec![&s]);
+    assert_eq!(maps("routes"), by_id.iter().collect::<Vec<_>>());
     let mut rows = std::collections::BTreeMap::new();
     rows.insert("services", vec![s]);
     rows.insert("routes", by_id);

@@ -316,7 +316,7 @@ async fn write_config(
             .ok_or_else(|| StoreError::Database(format!("no table for entity '{entity}'")))?;
         for row in rows {
             write_row(conn, table, row, mode).await?;
-            changes.push(Change::Upserted(table.name(), row.clone()));
+            changes.push(Change::Upserted(table.name(), row.map().clone()));
         }
     }
     Ok(changes)
