@@ -1,6 +1,7 @@
 //! Silverback's data plane.
 //!
 //! - [`snapshot`]: the compiled, immutable form of a config, swapped atomically on changes;
+//! - [`reconfigure`]: folds store changes into the config and swaps in the next snapshot;
 //! - [`worker`]: thread-per-core event loops accepting client connections (hyper, HTTP/1.1 and
 //!   h2c);
 //! - [`request`]: the life of a proxied request (route → checks → upstream → response);
@@ -12,6 +13,7 @@ pub mod body;
 pub mod error;
 pub mod http;
 pub mod listener;
+pub mod reconfigure;
 pub mod request;
 pub mod response;
 pub mod snapshot;
@@ -20,6 +22,7 @@ pub mod status;
 pub mod upstream;
 pub mod worker;
 
+pub use reconfigure::{ReconfigureError, Reconfigurer, Update};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use state::{ProxySettings, Shared};
 

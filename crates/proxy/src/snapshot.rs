@@ -5,7 +5,7 @@
 use http::HeaderValue;
 use silverback_balancer::Balancer;
 use silverback_model::entities::{PathHandling, Route, Service};
-use silverback_model::{Config, RowError};
+use silverback_model::{Config, Row, RowError};
 use silverback_router::{NetMatch, RouteSpec, Router};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,6 +96,41 @@ pub struct Snapshot {
     pub router: Router,
     /// Indexed like the router's route specs.
     pub routes: Vec<CompiledRoute>,
+    path_handling_v1: bool,
+    /// Typed rows this snapshot was compiled from, by id, so the next one re-reads only rows
+    /// that changed (unchanged rows are the same `Arc` in the next config).
+    typed: Typed,
+}
+
+/// A stored row and its typed form.
+type TypedRow<T> = (Arc<Row>, Arc<T>);
+
+#[derive(Default)]
+struct Typed {
+    services: HashMap<Uuid, TypedRow<Service>>,
+    routes: HashMap<Uuid, TypedRow<Route>>,
+}
+
+/// The typed form of every row of `entity`, reusing `previous` for rows that did not change.
+fn typed_rows<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    entity: &'static str,
+    previous: Option<&HashMap<Uuid, TypedRow<T>>>,
+) -> Result<Vec<TypedRow<T>>, RowError> {
+    config
+        .rows(entity)
+        .iter()
+        .map(|row| {
+            let reused = row
+                .id()
+                .and_then(|id| previous?.get(&id))
+                .filter(|(prev, _)| Arc::ptr_eq(prev, row));
+            Ok(match reused {
+                Some((_, typed)) => (row.clone(), typed.clone()),
+                None => (row.clone(), Arc::new(row.typed(entity)?)),
+            })
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -113,6 +148,20 @@ impl Snapshot {
     /// HTTP router, as in Kong. `path_handling_v1`: honour routes' `path_handling: v1` (Kong's
     /// `traditional` flavor); otherwise v1 behaves as v0, as in `traditional_compatible`.
     pub fn build(config: Arc<Config>, path_handling_v1: bool) -> Result<Snapshot, SnapshotError> {
+        Self::compile(config, path_handling_v1, None)
+    }
+
+    /// Compiles the next config, reusing what this snapshot compiled for rows that did not
+    /// change: an Admin API write pays for the rows it touched, not for the whole config.
+    pub fn rebuild(&self, config: Arc<Config>) -> Result<Snapshot, SnapshotError> {
+        Self::compile(config, self.path_handling_v1, Some(self))
+    }
+
+    fn compile(
+        config: Arc<Config>,
+        path_handling_v1: bool,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, SnapshotError> {
         let targets = config.targets()?;
         let mut balancers: HashMap<String, Arc<Balancer>> = HashMap::new();
         for upstream in config.upstreams()? {
@@ -125,27 +174,33 @@ impl Snapshot {
                 Arc::new(Balancer::new(&upstream, &own)),
             );
         }
+        let mut typed = Typed::default();
         let mut services: HashMap<Uuid, (bool, Arc<CompiledService>)> = HashMap::new();
-        for s in config.services()? {
-            let enabled = s.enabled;
-            services.insert(s.id, (enabled, Arc::new(compile_service(s, &balancers))));
+        for (row, s) in typed_rows(&config, "services", previous.map(|p| &p.typed.services))? {
+            services.insert(s.id, (s.enabled, Arc::new(compile_service(&s, &balancers))));
+            typed.services.insert(s.id, (row, s));
         }
         let mut specs = Vec::new();
         let mut routes = Vec::new();
-        for r in config.routes()? {
-            if r.is_stream() {
-                continue;
-            }
-            let service = match r.service {
-                Some(fk) => match services.get(&fk.id) {
-                    Some((true, s)) => Some(s.clone()),
-                    // A disabled service takes its routes out of the router.
-                    _ => continue,
-                },
-                None => None,
+        for (row, r) in typed_rows(&config, "routes", previous.map(|p| &p.typed.routes))? {
+            let id = r.id;
+            let service = if r.is_stream() {
+                None
+            } else {
+                match r.service {
+                    Some(fk) => match services.get(&fk.id) {
+                        Some((true, s)) => Some(Some(s.clone())),
+                        // A disabled service takes its routes out of the router.
+                        _ => None,
+                    },
+                    None => Some(None),
+                }
             };
-            specs.push(route_spec(&r));
-            routes.push(compile_route(r, service, path_handling_v1));
+            if let Some(service) = service {
+                specs.push(route_spec(&r));
+                routes.push(compile_route(&r, service, path_handling_v1));
+            }
+            typed.routes.insert(id, (row, r));
         }
         let router = Router::build(&specs)?;
         Ok(Snapshot {
@@ -153,6 +208,8 @@ impl Snapshot {
             config,
             router,
             routes,
+            path_handling_v1,
+            typed,
         })
     }
 
@@ -165,24 +222,24 @@ impl Snapshot {
     }
 }
 
-fn compile_service(s: Service, balancers: &HashMap<String, Arc<Balancer>>) -> CompiledService {
+fn compile_service(s: &Service, balancers: &HashMap<String, Arc<Balancer>>) -> CompiledService {
     let target = match balancers.get(&s.host.to_ascii_lowercase()) {
         Some(b) => ServiceTarget::Upstream(b.clone()),
         None => ServiceTarget::Host,
     };
     let mut svc = CompiledService {
         id: s.id,
-        name: s.name.map(Into::into),
-        protocol: s.protocol.into(),
+        name: s.name.as_deref().map(Into::into),
+        protocol: s.protocol.as_str().into(),
         host_ip: s
             .host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .parse()
             .ok(),
-        host: s.host.into(),
+        host: s.host.as_str().into(),
         port: s.port,
-        path: s.path.map(Into::into),
+        path: s.path.as_deref().map(Into::into),
         retries: s.retries,
         connect_timeout: Duration::from_millis(s.connect_timeout),
         write_timeout: Duration::from_millis(s.write_timeout),
@@ -236,7 +293,7 @@ fn route_spec(r: &Route) -> RouteSpec {
 }
 
 fn compile_route(
-    r: Route,
+    r: &Route,
     service: Option<Arc<CompiledService>>,
     path_handling_v1: bool,
 ) -> CompiledRoute {
@@ -252,7 +309,7 @@ fn compile_route(
         },
         request_buffering: r.request_buffering,
         response_buffering: r.response_buffering,
-        name: r.name.map(Into::into),
+        name: r.name.as_deref().map(Into::into),
         service,
     }
 }

@@ -55,20 +55,24 @@ fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
 
 /// Kong's `/status` body.
 pub fn status_body(shared: &Shared) -> serde_json::Value {
+    json!({
+        "server": server_counters(shared),
+        "configuration_hash": shared.snapshot().config.hash(),
+    })
+}
+
+/// The `server` section of Kong's `/status` (also served by the Admin API).
+pub fn server_counters(shared: &Shared) -> serde_json::Value {
     let t = shared.totals();
-    let snapshot = shared.snapshot();
     let writing = t.in_flight.max(0);
     json!({
-        "server": {
-            "connections_accepted": t.accepted,
-            "connections_handled": t.accepted,
-            "connections_active": t.active.max(0),
-            "connections_reading": 0,
-            "connections_writing": writing,
-            "connections_waiting": (t.active - writing).max(0),
-            "total_requests": t.requests,
-        },
-        "configuration_hash": snapshot.config.hash(),
+        "connections_accepted": t.accepted,
+        "connections_handled": t.accepted,
+        "connections_active": t.active.max(0),
+        "connections_reading": 0,
+        "connections_writing": writing,
+        "connections_waiting": (t.active - writing).max(0),
+        "total_requests": t.requests,
     })
 }
 
