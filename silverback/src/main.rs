@@ -1,6 +1,7 @@
 //! The `silverback` command: runs the gateway and manages a running instance.
 
 mod cli;
+mod node;
 
 /// mimalloc: per-thread free lists suit the thread-per-core workers (measured faster than glibc
 /// malloc on the proxy path).

@@ -107,6 +107,15 @@ pub fn is_sensitive(name: &str) -> bool {
     SENSITIVE_SETTINGS.contains(&name)
 }
 
+/// A setting's value as it may be printed: secrets are masked.
+fn shown_value<'a>(name: &str, value: &'a str) -> &'a str {
+    if is_sensitive(name) && !value.is_empty() {
+        "******"
+    } else {
+        value
+    }
+}
+
 /// All settings, parsed and checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -137,6 +146,8 @@ pub struct Settings {
     pub router_flavor: RouterFlavor,
     /// Settings that were accepted but do nothing here, to be logged once at start.
     pub warnings: Vec<String>,
+    /// Every setting's value as given, secrets replaced by `******` (Admin API `GET /`).
+    pub shown: BTreeMap<String, String>,
 }
 
 /// Values gathered from every source, before parsing. `Debug` redacts secret settings.
@@ -152,14 +163,7 @@ impl std::fmt::Debug for RawSettings {
         let values: BTreeMap<&str, &str> = self
             .values
             .iter()
-            .map(|(k, v)| {
-                let shown = if is_sensitive(k) && !v.is_empty() {
-                    "******"
-                } else {
-                    v.as_str()
-                };
-                (k.as_str(), shown)
-            })
+            .map(|(k, v)| (k.as_str(), shown_value(k, v)))
             .collect();
         f.debug_struct("RawSettings")
             .field("values", &values)
@@ -283,6 +287,11 @@ impl RawSettings {
             client_max_body_size: 0,
             router_flavor: RouterFlavor::TraditionalCompatible,
             warnings: self.warnings.clone(),
+            shown: self
+                .values
+                .iter()
+                .map(|(k, v)| (k.clone(), shown_value(k, v).to_string()))
+                .collect(),
         };
         check("prefix", non_empty(self.get("prefix")));
         check(

@@ -34,7 +34,7 @@ pub const SETTINGS: &[SettingDef] = &[
     def(
         "admin_listen",
         "127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384",
-        "Admin API listeners (loopback by default); the Admin API is not served yet.",
+        "Admin API listeners (loopback by default; `off` disables). `ssl` listeners are skipped (TLS is not served yet).",
     ),
     def(
         "admin_token",
@@ -48,8 +48,8 @@ pub const SETTINGS: &[SettingDef] = &[
     ),
     def(
         "database",
-        "off",
-        "Config store: `off` (DB-less, declarative file) or `sqlite` (embedded database at `sqlite_path`, managed with `silverback migrations` and the Admin API). `postgres` is not available yet.",
+        "sqlite",
+        "Config store: `sqlite` (embedded database at `sqlite_path`, created and migrated on first start, written through the Admin API) or `off` (DB-less: `declarative_config`, read-only Admin API, `POST /config`). `postgres` is not available yet.",
     ),
     def(
         "declarative_config",

@@ -135,7 +135,7 @@ fn missing_conf_file_is_an_error() {
 #[test]
 fn database_sqlite_and_its_path() {
     let s = Settings::load(None, env(&[("SILVERBACK_PREFIX", "/srv/sb")])).unwrap();
-    assert_eq!(s.database, Database::Off);
+    assert_eq!(s.database, Database::Sqlite);
     assert_eq!(s.sqlite_path, std::path::Path::new("/srv/sb/silverback.db"));
     let s = Settings::load(
         None,
@@ -169,6 +169,8 @@ fn admin_token_is_a_secret() {
     let s = Settings::load(None, env(&[("SILVERBACK_ADMIN_TOKEN", " t0ken ")])).unwrap();
     assert_eq!(s.admin_token.as_ref().map(Secret::expose), Some("t0ken"));
     assert!(!format!("{s:?}").contains("t0ken"));
+    assert_eq!(s.shown["admin_token"], "******");
+    assert_eq!(s.shown["database"], "sqlite");
     let raw = RawSettings::defaults().with_env(env(&[("SILVERBACK_ADMIN_TOKEN", "t0ken")]));
     assert!(!format!("{raw:?}").contains("t0ken"));
     assert!(is_sensitive("admin_token"));

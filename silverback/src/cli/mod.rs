@@ -3,7 +3,7 @@
 
 mod config;
 mod db;
-mod instance;
+pub mod instance;
 mod migrations;
 mod settings;
 mod start;

@@ -55,6 +55,7 @@ pub struct Gateway {
     pub child: Option<Child>,
     pub proxy: SocketAddr,
     pub status: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
     pub env: Vec<(String, String)>,
     pub log: PathBuf,
 }
@@ -103,6 +104,7 @@ impl GatewayBuilder {
             child: Some(child),
             proxy: "127.0.0.1:1".parse().unwrap(),
             status: None,
+            admin: None,
             env,
             log,
         };
@@ -122,13 +124,18 @@ pub fn base_env(dir: &TempDir) -> Vec<(String, String)> {
         ("SILVERBACK_DATABASE".into(), "off".into()),
         ("SILVERBACK_PROXY_LISTEN".into(), "127.0.0.1:0".into()),
         ("SILVERBACK_STATUS_LISTEN".into(), "127.0.0.1:0".into()),
+        ("SILVERBACK_ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
         ("SILVERBACK_WORKER_THREADS".into(), "2".into()),
         ("SILVERBACK_LOG_LEVEL".into(), "info".into()),
     ]
 }
 
 fn spawn(args: &[&str], env: &[(String, String)], log: &Path) -> Child {
-    let out = std::fs::File::create(log).unwrap();
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     let err = out.try_clone().unwrap();
     let mut cmd = Command::new(BIN);
     cmd.args(args).stdout(out).stderr(err);
@@ -148,6 +155,12 @@ impl Gateway {
             env: Vec::new(),
             args: Vec::new(),
         }
+    }
+
+    /// A gateway on the embedded database (the default store), configured through its Admin
+    /// API.
+    pub fn with_database() -> GatewayBuilder {
+        Self::without_config().setting("database", "sqlite")
     }
 
     pub fn without_config() -> GatewayBuilder {
@@ -175,6 +188,7 @@ impl Gateway {
             {
                 self.proxy = v["proxy"][0].as_str().unwrap().parse().unwrap();
                 self.status = v["status"][0].as_str().and_then(|s| s.parse().ok());
+                self.admin = v["admin"][0].as_str().and_then(|s| s.parse().ok());
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -195,6 +209,14 @@ impl Gateway {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.proxy, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{}",
+            self.admin.expect("admin API listening"),
+            path
+        )
     }
 
     pub fn status_url(&self, path: &str) -> String {
@@ -316,6 +338,35 @@ impl Gateway {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
+    /// Kills the process with SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the gateway again on the same prefix and settings (after `stop` or `kill9`).
+    pub fn restart(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_file(self.prefix().join("listeners.json"));
+        self.child = Some(spawn(&["start"], &self.env, &self.log));
+        self.wait_listening();
+    }
+
+    /// An Admin API request with a JSON body (empty body when `body` is null).
+    pub async fn admin(&self, method: &str, path: &str, body: Value) -> Reply {
+        let (headers, body): (&[(&str, &str)], Bytes) = if body.is_null() {
+            (&[], Bytes::new())
+        } else {
+            (
+                &[("content-type", "application/json")],
+                Bytes::from(body.to_string()),
+            )
+        };
+        send(&client(), method, &self.admin_url(path), headers, body).await
+    }
+
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         let _ = Command::new("kill").arg(child.id().to_string()).status();

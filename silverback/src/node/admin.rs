@@ -1,0 +1,96 @@
+//! Serves the Admin API on `admin_listen`, with every committed change forwarded to the live
+//! proxy.
+
+use super::NodeError;
+use silverback_admin::{AdminState, ConfigSink, NodeInfo};
+use silverback_config::Settings;
+use silverback_model::{Change, Config};
+use silverback_proxy::{Reconfigurer, Shared, Update};
+use silverback_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The Admin API's sink: changes go to the reconfigurer; the response does not wait for the
+/// rebuild (it is live within milliseconds).
+struct LiveConfig(Reconfigurer);
+
+impl ConfigSink for LiveConfig {
+    fn changed(&self, changes: Vec<Change>) {
+        self.0.send(Update::Changes(changes));
+    }
+    fn replaced(&self, config: Arc<Config>) {
+        self.0.send(Update::Replace(config));
+    }
+}
+
+/// Binds every plain `admin_listen` address and serves the Admin API on `runtime`. TLS
+/// listeners are skipped with a warning until TLS lands.
+pub fn serve<S: Store>(
+    settings: &Settings,
+    store: Arc<S>,
+    shared: &Arc<Shared>,
+    reconfigurer: Reconfigurer,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Vec<SocketAddr>, NodeError> {
+    let mut state = AdminState::new(store, NodeInfo::new(configuration(settings)));
+    state.admin_token = settings
+        .admin_token
+        .as_ref()
+        .map(|t| t.expose().to_string());
+    state.sink = Arc::new(LiveConfig(reconfigurer));
+    let counters = shared.clone();
+    state.status = Arc::new(move || silverback_proxy::status::server_counters(&counters));
+    let router = silverback_admin::router(state);
+    let mut addrs = Vec::new();
+    for l in &settings.admin_listen {
+        if l.ssl {
+            tracing::warn!(listen = %l, "TLS listeners are not served yet in this version; skipping");
+            continue;
+        }
+        let listener = silverback_proxy::listener::bind_one(l.addr, l.backlog.unwrap_or(511))
+            .map_err(|source| NodeError::Listen {
+                what: "admin",
+                addr: l.addr,
+                source,
+            })?;
+        addrs.push(listener.local_addr().unwrap_or(l.addr));
+        let router = router.clone();
+        runtime.spawn(async move {
+            let served = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => silverback_admin::serve(l, router).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        });
+    }
+    Ok(addrs)
+}
+
+/// The settings as `GET /` shows them: Kong's names, list settings as arrays, secrets masked.
+fn configuration(settings: &Settings) -> serde_json::Value {
+    let listy = |name: &str| {
+        name.ends_with("_listen") || matches!(name, "trusted_ips" | "headers" | "headers_upstream")
+    };
+    settings
+        .shown
+        .iter()
+        .map(|(name, value)| {
+            let v = if listy(name) {
+                serde_json::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| s.to_string().into())
+                        .collect(),
+                )
+            } else {
+                value.clone().into()
+            };
+            (name.clone(), v)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}

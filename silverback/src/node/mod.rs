@@ -1,0 +1,231 @@
+//! A running node: its config source, the proxy workers, the Admin and status APIs, and the
+//! task that keeps the proxy's snapshot in step with the store.
+//!
+//! Threads: proxy workers run their own event loops (see `silverback_proxy::worker`); the
+//! control runtime runs everything else (Admin API, status API, DNS, config rebuilds, signals),
+//! so control work never competes with a worker's event loop.
+
+mod admin;
+mod source;
+
+use crate::cli::instance::{listeners_file, pid_file, running_pid, write_atomic};
+use silverback_balancer::Dns;
+use silverback_config::Settings;
+use silverback_proxy::{Proxy, ProxySettings, Reconfigurer, Shared, Snapshot, Update};
+pub use source::Source;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// How long in-flight requests may take to finish after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("Silverback is already running in {0} (pid {1})")]
+    AlreadyRunning(String, i32),
+    #[error("cannot create prefix {path}: {source}; set --prefix or SILVERBACK_PREFIX")]
+    Prefix {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the control runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{0}")]
+    Dns(#[from] silverback_balancer::DnsError),
+    #[error("invalid declarative config {path}:\n  {lines}")]
+    Config { path: String, lines: String },
+    #[error("config store {path}: {reason}")]
+    Store { path: String, reason: String },
+    #[error("{0}")]
+    Snapshot(#[from] silverback_proxy::SnapshotError),
+    #[error("{0}")]
+    Proxy(#[from] silverback_proxy::StartError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listen {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs a node until SIGTERM, SIGINT or SIGQUIT; SIGHUP reloads its config.
+pub fn run(settings: Settings) -> Result<(), NodeError> {
+    let prefix = settings.prefix.clone();
+    if let Some(pid) = running_pid(&prefix) {
+        return Err(NodeError::AlreadyRunning(
+            prefix.display().to_string(),
+            pid.as_raw(),
+        ));
+    }
+    std::fs::create_dir_all(&prefix).map_err(|source| NodeError::Prefix {
+        path: prefix.display().to_string(),
+        source,
+    })?;
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("silverback-control")
+        .enable_all()
+        .build()
+        .map_err(NodeError::Runtime)?;
+    let dns = Dns::system(control.handle().clone())?;
+    let shared = Shared::new(
+        ProxySettings::from_settings(&settings),
+        dns,
+        settings.worker_threads,
+    );
+    let source = Arc::new(control.block_on(Source::open(&settings))?);
+    control.block_on(async {
+        if source.is_empty_file() {
+            tracing::warn!("database = off and no declarative_config: serving an empty config");
+            return Ok(());
+        }
+        let config = source.read().await?;
+        let v1_paths = shared.settings.path_handling_v1;
+        let build = config.clone();
+        let snap = tokio::task::spawn_blocking(move || Snapshot::build(build, v1_paths))
+            .await
+            .map_err(|e| NodeError::Runtime(std::io::Error::other(e)))??;
+        tracing::info!(hash = config.hash(), "{} loaded", source.what());
+        source.adopt(config).await;
+        shared.install(snap);
+        Ok::<_, NodeError>(())
+    })?;
+    let reconfigurer = Reconfigurer::spawn(shared.clone(), control.handle());
+
+    let proxy = Proxy::start(&settings, shared.clone(), SHUTDOWN_GRACE)?;
+    let admin_addrs = match &*source {
+        Source::File { memory, .. } => admin::serve(
+            &settings,
+            memory.clone(),
+            &shared,
+            reconfigurer.clone(),
+            control.handle(),
+        )?,
+        Source::Sqlite(db) => admin::serve(
+            &settings,
+            db.clone(),
+            &shared,
+            reconfigurer.clone(),
+            control.handle(),
+        )?,
+    };
+    let status_addrs = serve_status(&settings, &shared, control.handle())?;
+    write_instance_files(&settings, &proxy, &admin_addrs, &status_addrs)?;
+    for a in &proxy.addrs {
+        tracing::info!("proxy listening on {a}");
+    }
+    for a in &admin_addrs {
+        tracing::info!("admin listening on {a}");
+    }
+    for a in &status_addrs {
+        tracing::info!("status listening on {a}");
+    }
+    tracing::info!(
+        workers = settings.worker_threads,
+        "Silverback {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    control.block_on(wait_for_signals(&source, &reconfigurer));
+    tracing::info!("stopping: letting in-flight requests finish");
+    proxy.stop();
+    let _ = std::fs::remove_file(pid_file(&prefix));
+    let _ = std::fs::remove_file(listeners_file(&prefix));
+    tracing::info!("Silverback stopped");
+    Ok(())
+}
+
+fn serve_status(
+    settings: &Settings,
+    shared: &Arc<Shared>,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Vec<SocketAddr>, NodeError> {
+    let mut addrs = Vec::new();
+    for l in &settings.status_listen {
+        let listener = silverback_proxy::listener::bind_one(l.addr, l.backlog.unwrap_or(511))
+            .map_err(|source| NodeError::Listen {
+                what: "status",
+                addr: l.addr,
+                source,
+            })?;
+        addrs.push(listener.local_addr().unwrap_or(l.addr));
+        let shared = shared.clone();
+        runtime.spawn(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => silverback_proxy::status::serve(l, shared).await,
+                Err(e) => tracing::error!(error = %e, "status listener failed"),
+            }
+        });
+    }
+    Ok(addrs)
+}
+
+fn write_instance_files(
+    settings: &Settings,
+    proxy: &Proxy,
+    admin: &[SocketAddr],
+    status: &[SocketAddr],
+) -> Result<(), NodeError> {
+    let prefix = &settings.prefix;
+    let strings = |a: &[SocketAddr]| a.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let listeners = serde_json::json!({
+        "proxy": strings(&proxy.addrs),
+        "admin": strings(admin),
+        "status": strings(status),
+    });
+    let write = |path: std::path::PathBuf, content: String| {
+        write_atomic(&path, &content).map_err(|source| NodeError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    write(listeners_file(prefix), listeners.to_string())?;
+    write(pid_file(prefix), format!("{}\n", std::process::id()))
+}
+
+/// Reloads on SIGHUP; returns on SIGTERM, SIGINT or SIGQUIT.
+async fn wait_for_signals(source: &Arc<Source>, reconfigurer: &Reconfigurer) {
+    let (Ok(mut hup), Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(source, reconfigurer).await,
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = quit.recv() => return,
+        }
+    }
+}
+
+/// Re-reads the whole config; one that does not load or compile leaves the running config
+/// untouched.
+async fn reload(source: &Arc<Source>, reconfigurer: &Reconfigurer) {
+    let config = match source.read().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("reload rejected, keeping the current config: {e}");
+            return;
+        }
+    };
+    match reconfigurer.apply(Update::Replace(config.clone())).await {
+        Ok(()) => {
+            tracing::info!(hash = config.hash(), "{} reloaded", source.what());
+            source.adopt(config).await;
+        }
+        Err(e) => tracing::error!("reload rejected, keeping the current config: {e}"),
+    }
+}
