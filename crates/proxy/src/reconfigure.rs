@@ -5,10 +5,11 @@
 //! snapshot off the proxy workers (reusing what did not change) and swaps it in. A burst of
 //! writes costs one rebuild, not one per write, and no request ever waits for a rebuild.
 
+use crate::snapshot::Snapshot;
 use crate::state::Shared;
 use silverback_model::{Change, Config};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// What changed in the store.
@@ -79,10 +80,45 @@ impl std::fmt::Debug for Envelope {
     }
 }
 
+/// Replaced snapshots, kept until no request uses them so that they are freed here: freeing a
+/// large snapshot takes milliseconds, which must not land on a proxy worker finishing its
+/// last request on it.
+#[derive(Default)]
+struct Retired(Vec<Arc<Snapshot>>);
+
+impl Retired {
+    fn push(&mut self, old: Arc<Snapshot>) {
+        self.0.push(old);
+        self.free_unused();
+    }
+
+    /// Frees those only held here; whether any are left.
+    fn free_unused(&mut self) -> bool {
+        self.0.retain(|s| Arc::strong_count(s) > 1);
+        !self.0.is_empty()
+    }
+}
+
+/// How often retired snapshots still in use are checked.
+const RETIRED_CHECK: Duration = Duration::from_millis(100);
+
 async fn run(shared: Arc<Shared>, mut updates: mpsc::UnboundedReceiver<Envelope>) {
     // The store's config as of the last update, whether or not it compiled.
     let mut config = shared.snapshot().config.clone();
-    while let Some(first) = updates.recv().await {
+    let mut retired = Retired::default();
+    loop {
+        let first = if retired.free_unused() {
+            match tokio::time::timeout(RETIRED_CHECK, updates.recv()).await {
+                Ok(Some(first)) => first,
+                Ok(None) => return,
+                Err(_) => continue,
+            }
+        } else {
+            match updates.recv().await {
+                Some(first) => first,
+                None => return,
+            }
+        };
         let started = Instant::now();
         let mut batch = vec![first];
         while let Ok(more) = updates.try_recv() {
@@ -101,7 +137,7 @@ async fn run(shared: Arc<Shared>, mut updates: mpsc::UnboundedReceiver<Envelope>
         let outcome = match tokio::task::spawn_blocking(move || previous.rebuild(next)).await {
             Ok(Ok(snap)) => {
                 let hash = snap.config.hash().to_string();
-                shared.install(snap);
+                retired.push(shared.install(snap));
                 tracing::debug!(
                     hash,
                     updates = n,

@@ -118,10 +118,12 @@ impl Shared {
         self.snapshot.load_full()
     }
 
-    /// Swaps in a new snapshot; requests in flight finish on their old one.
-    pub fn install(&self, snap: Snapshot) {
-        self.snapshot.store(Arc::new(snap));
+    /// Swaps in a new snapshot and returns the one it replaces; requests in flight finish on
+    /// their old one.
+    pub fn install(&self, snap: Snapshot) -> Arc<Snapshot> {
+        let old = self.snapshot.swap(Arc::new(snap));
         self.ready.store(true, Ordering::Release);
+        old
     }
 
     /// Whether a first config has been loaded.

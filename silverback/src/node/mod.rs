@@ -94,7 +94,7 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
             .map_err(|e| NodeError::Runtime(std::io::Error::other(e)))??;
         tracing::info!(hash = config.hash(), "{} loaded", source.what());
         source.adopt(config).await;
-        shared.install(snap);
+        drop(shared.install(snap));
         Ok::<_, NodeError>(())
     })?;
     let reconfigurer = Reconfigurer::spawn(shared.clone(), control.handle());
