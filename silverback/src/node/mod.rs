@@ -186,8 +186,9 @@ fn write_instance_files(
             source,
         })
     };
-    write(listeners_file(prefix), listeners.to_string())?;
-    write(pid_file(prefix), format!("{}\n", std::process::id()))
+    // The pid file first: whoever sees the listeners file may look for the pid at once.
+    write(pid_file(prefix), format!("{}\n", std::process::id()))?;
+    write(listeners_file(prefix), listeners.to_string())
 }
 
 /// Reloads on SIGHUP; returns on SIGTERM, SIGINT or SIGQUIT.
