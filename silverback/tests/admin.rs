@@ -186,12 +186,6 @@ async fn a_restart_serves_exactly_the_same_config() {
     .await;
     gw.admin(
         "POST",
-        "/services/svc/routes",
-        json!({"name": "r", "paths": ["/p"], "strip_path": false, "hosts": ["a.test"]}),
-    )
-    .await;
-    gw.admin(
-        "POST",
         "/upstreams",
         json!({"name": "pool", "algorithm": "round-robin"}),
     )
@@ -200,6 +194,13 @@ async fn a_restart_serves_exactly_the_same_config() {
         "POST",
         "/upstreams/pool/targets",
         json!({"target": up.addr.to_string(), "weight": 50}),
+    )
+    .await;
+    // The route last: changes go live in order, so once it answers, all of them are live.
+    gw.admin(
+        "POST",
+        "/services/svc/routes",
+        json!({"name": "r", "paths": ["/p"], "strip_path": false, "hosts": ["a.test"]}),
     )
     .await;
     until_status(&gw, "/p", 404).await;
