@@ -8,6 +8,10 @@
 //! Requests: 200,000 drawn from route hosts / unknown hosts / no host and from route paths /
 //! random prefixes / garbage, with random methods and an optional header.
 //!
+//! Rebuilds: `Router::rebuild` from the built router after one change at a random position (a
+//! route replaced by another random route with the same id, one added, one removed, or none),
+//! median and max of 30; the last rebuilt router of each kind is checked against a fresh build.
+//!
 //! Run with `cargo bench -p silverback-router`. Each `find` is timed individually with
 //! `Instant` (overhead printed, and included in the figures), over 3 rounds in which the route
 //! table is mostly cache-cold for each request; a cache-warm figure (same request repeated) is
@@ -24,6 +28,8 @@ use uuid::Uuid;
 const ROUTES: usize = 10_000;
 const REQUESTS: usize = 200_000;
 const ROUNDS: usize = 3;
+/// Rebuilds timed per kind of change.
+const REBUILDS: usize = 30;
 
 /// SplitMix64: a small deterministic generator so runs are comparable.
 struct Rng(u64);
@@ -83,80 +89,90 @@ struct Generated {
     paths: Vec<String>,
 }
 
+/// One random route of the mix described above, with a host and a path that should reach it.
+fn generate_route(rng: &mut Rng, i: usize) -> (RouteSpec, Option<String>, Option<String>) {
+    let mut r = RouteSpec {
+        id: Uuid::from_u64_pair(rng.next(), rng.next()),
+        ..Default::default()
+    };
+    let mut host = None;
+    let mut path = None;
+    // Hosts: 45% exact, 15% wildcard, 40% host-less.
+    match rng.below(100) {
+        0..45 => {
+            let h = host_name(rng, i);
+            host = Some(h.clone());
+            if rng.chance(10) {
+                r.hosts = vec![h, host_name(rng, i + 1)];
+            } else {
+                r.hosts = vec![h];
+            }
+        }
+        45..60 => {
+            let base = format!("{}.{}", rng.pick(WORDS), rng.pick(TLDS));
+            if rng.chance(70) {
+                host = Some(format!("t{}.{base}", rng.below(50)));
+                r.hosts = vec![format!("*.{base}")];
+            } else {
+                host = Some(format!("{}.{base}", rng.pick(WORDS)));
+                r.hosts = vec![format!("{}.*", rng.pick(WORDS))];
+            }
+        }
+        _ => {}
+    }
+    // Paths: ~8% regex with captures, ~85% prefix (sometimes two), ~7% none (host routes
+    // only: a route with neither host nor path would catch everything).
+    let roll = rng.below(100);
+    let roll = if r.hosts.is_empty() && roll >= 93 {
+        50
+    } else {
+        roll
+    };
+    match roll {
+        0..8 => {
+            let base = prefix_path(rng);
+            path = Some(format!("{base}/{}/details", rng.below(100_000)));
+            r.paths = vec![format!(r"~{base}/(?<id>\d+)/(?<section>[a-z]+)$")];
+            r.regex_priority = rng.below(3) as i64;
+        }
+        8..93 => {
+            let p = prefix_path(rng);
+            path = Some(format!("{p}/{}", segment(rng)));
+            r.paths = vec![p];
+            if rng.chance(10) {
+                r.paths.push(prefix_path(rng));
+            }
+        }
+        _ => {}
+    }
+    if rng.chance(25) {
+        r.methods = vec![rng.pick(&["GET", "POST", "PUT", "DELETE"]).to_string()];
+    }
+    if rng.chance(8) {
+        let v = if rng.chance(30) {
+            r"~*^v\d+$".to_string()
+        } else {
+            format!("v{}", rng.below(4))
+        };
+        r.headers = vec![("x-version".into(), vec![v])];
+    }
+    if rng.chance(2) {
+        r.sources = vec![NetMatch {
+            ip: Some("10.0.0.0/8".parse().unwrap()),
+            port: None,
+        }];
+    }
+    (r, host, path)
+}
+
 fn generate(rng: &mut Rng) -> Generated {
     let mut routes = Vec::with_capacity(ROUTES);
     let mut hosts = Vec::new();
     let mut paths = Vec::new();
     for i in 0..ROUTES {
-        let mut r = RouteSpec {
-            id: Uuid::from_u64_pair(rng.next(), rng.next()),
-            ..Default::default()
-        };
-        // Hosts: 45% exact, 15% wildcard, 40% host-less.
-        match rng.below(100) {
-            0..45 => {
-                let h = host_name(rng, i);
-                hosts.push(h.clone());
-                if rng.chance(10) {
-                    r.hosts = vec![h, host_name(rng, i + 1)];
-                } else {
-                    r.hosts = vec![h];
-                }
-            }
-            45..60 => {
-                let base = format!("{}.{}", rng.pick(WORDS), rng.pick(TLDS));
-                if rng.chance(70) {
-                    hosts.push(format!("t{}.{base}", rng.below(50)));
-                    r.hosts = vec![format!("*.{base}")];
-                } else {
-                    hosts.push(format!("{}.{base}", rng.pick(WORDS)));
-                    r.hosts = vec![format!("{}.*", rng.pick(WORDS))];
-                }
-            }
-            _ => {}
-        }
-        // Paths: ~8% regex with captures, ~85% prefix (sometimes two), ~7% none (host routes
-        // only: a route with neither host nor path would catch everything).
-        let roll = rng.below(100);
-        let roll = if r.hosts.is_empty() && roll >= 93 {
-            50
-        } else {
-            roll
-        };
-        match roll {
-            0..8 => {
-                let base = prefix_path(rng);
-                paths.push(format!("{base}/{}/details", rng.below(100_000)));
-                r.paths = vec![format!(r"~{base}/(?<id>\d+)/(?<section>[a-z]+)$")];
-                r.regex_priority = rng.below(3) as i64;
-            }
-            8..93 => {
-                let p = prefix_path(rng);
-                paths.push(format!("{p}/{}", segment(rng)));
-                r.paths = vec![p];
-                if rng.chance(10) {
-                    r.paths.push(prefix_path(rng));
-                }
-            }
-            _ => {}
-        }
-        if rng.chance(25) {
-            r.methods = vec![rng.pick(&["GET", "POST", "PUT", "DELETE"]).to_string()];
-        }
-        if rng.chance(8) {
-            let v = if rng.chance(30) {
-                r"~*^v\d+$".to_string()
-            } else {
-                format!("v{}", rng.below(4))
-            };
-            r.headers = vec![("x-version".into(), vec![v])];
-        }
-        if rng.chance(2) {
-            r.sources = vec![NetMatch {
-                ip: Some("10.0.0.0/8".parse().unwrap()),
-                port: None,
-            }];
-        }
+        let (r, host, path) = generate_route(rng, i);
+        hosts.extend(host);
+        paths.extend(path);
         routes.push(r);
     }
     Generated {
@@ -164,6 +180,70 @@ fn generate(rng: &mut Rng) -> Generated {
         hosts,
         paths,
     }
+}
+
+/// The kinds of Admin API change timed for `Router::rebuild`.
+#[derive(Clone, Copy, PartialEq)]
+enum Change {
+    Unchanged,
+    Modify,
+    Add,
+    Remove,
+}
+
+/// `routes` after one change at a random position: a route replaced by a new random one with
+/// the same id, a new route inserted, or a route removed.
+fn change(rng: &mut Rng, routes: &[RouteSpec], kind: Change) -> Vec<RouteSpec> {
+    let mut out = routes.to_vec();
+    let at = rng.below(routes.len());
+    match kind {
+        Change::Unchanged => {}
+        Change::Modify => {
+            let (mut r, _, _) = generate_route(rng, at);
+            r.id = out[at].id;
+            out[at] = r;
+        }
+        Change::Add => out.insert(at, generate_route(rng, at).0),
+        Change::Remove => {
+            out.remove(at);
+        }
+    }
+    out
+}
+
+/// Times `base.rebuild` after one change of `kind`, `n` times (a new change each time); checks
+/// that the last rebuilt router answers `reqs` as a router built from scratch does.
+fn time_rebuilds(
+    rng: &mut Rng,
+    base: &Router,
+    routes: &[RouteSpec],
+    kind: Change,
+    n: usize,
+    reqs: &[OwnedReq],
+) -> Vec<Duration> {
+    let src: SocketAddr = "10.1.2.3:40000".parse().unwrap();
+    let dst: SocketAddr = "10.0.0.10:8000".parse().unwrap();
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let specs = change(rng, routes, kind);
+        let t = Instant::now();
+        let rebuilt = base.rebuild(black_box(&specs)).expect("rebuild");
+        times.push(t.elapsed());
+        let stats = rebuilt.stats();
+        let compiled = usize::from(matches!(kind, Change::Modify | Change::Add));
+        assert_eq!(stats.compiled, compiled);
+        if i + 1 == n {
+            let fresh = Router::build(&specs).expect("build");
+            for r in reqs {
+                let got = rebuilt.find(&r.as_req(src, dst));
+                let want = fresh.find(&r.as_req(src, dst));
+                assert_eq!(got, want, "rebuilt router differs on {} {}", r.host, r.path);
+            }
+        }
+        drop(black_box(rebuilt));
+    }
+    times.sort();
+    times
 }
 
 struct OwnedReq {
@@ -235,6 +315,21 @@ fn fmt(d: Duration) -> String {
 fn main() {
     let mut rng = Rng(0x5eed_2024);
     let g = generate(&mut rng);
+    // Loops for a profiler (`perf record ... <bench binary> profile-build`).
+    if std::env::args().any(|a| a == "profile-build") {
+        for _ in 0..40 {
+            black_box(Router::build(black_box(&g.routes)).expect("build"));
+        }
+        return;
+    }
+    if std::env::args().any(|a| a == "profile-rebuild") {
+        let base = Router::build(&g.routes).expect("build");
+        for _ in 0..400 {
+            let specs = change(&mut rng, &g.routes, Change::Modify);
+            black_box(base.rebuild(black_box(&specs)).expect("rebuild"));
+        }
+        return;
+    }
     let regex = g
         .routes
         .iter()
@@ -309,11 +404,31 @@ fn main() {
         .collect();
     warm.sort();
 
+    let check = &reqs[..20_000];
+    let rebuilds: Vec<(&str, Vec<Duration>)> = [
+        ("unchanged", Change::Unchanged),
+        ("1 modified", Change::Modify),
+        ("1 added", Change::Add),
+        ("1 removed", Change::Remove),
+    ]
+    .into_iter()
+    .map(|(name, kind)| {
+        let times = time_rebuilds(&mut rng, &router, &g.routes, kind, REBUILDS, check);
+        (name, times)
+    })
+    .collect();
+
     println!();
     println!("silverback-router: {ROUTES} routes ({regex} regex, {hostless} host-less)");
     println!("{:<28} {:>12}", "metric", "value");
     println!("{:<28} {:>12}", "build (min of 5)", fmt(builds[0]));
     println!("{:<28} {:>12}", "build (median of 5)", fmt(builds[2]));
+    for (name, times) in &rebuilds {
+        let label = format!("rebuild, {name}");
+        let p50 = fmt(percentile(times, 0.5));
+        let max = fmt(*times.last().unwrap());
+        println!("{label:<28} {:>12}", format!("{p50} (max {max})"));
+    }
     println!(
         "{:<28} {:>12}",
         "requests (hit rate)",

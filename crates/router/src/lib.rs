@@ -37,30 +37,33 @@
 //!   keeps triplets that would decode to invalid UTF-8 encoded (Kong then fails with a 404, and
 //!   so does [`Router::find`]).
 
+mod build;
 mod host;
 mod index;
 mod matcher;
 mod normalize;
+mod path_compiler;
 mod priority;
 mod program;
 mod upstream;
 mod validate;
 
+pub use build::BuildStats;
 pub use normalize::{escape_path, normalize_path};
 pub use upstream::{PathHandling, upstream_path};
 pub use validate::check_path;
 
-use index::{Entry, Index, Lists, Placement, first_accepted};
-use matcher::{Head, Matcher, PathHit, PathRule, RequestCtx, method_bit};
+use build::{Slot, SpecTable};
+use index::{Entry, Index, Lists, Places, first_accepted};
+use matcher::{PathHit, RequestCtx, method_bit};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use uuid::Uuid;
-use validate::PathRegex;
 
 /// A route as the router sees it: only the fields that take part in matching.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteSpec {
     /// Route id; the final tie-break between routes of equal priority (higher id first, as Kong).
     pub id: Uuid,
@@ -85,7 +88,7 @@ pub struct RouteSpec {
 }
 
 /// One `sources` / `destinations` element.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetMatch {
     /// A single address (`/32`, `/128`) or a CIDR range.
     pub ip: Option<ipnet::IpNet>,
@@ -254,88 +257,36 @@ pub struct Match<'a> {
 }
 
 /// An immutable, compiled set of routes. Cheap to share across threads.
+///
+/// Built with [`Router::build`], or with [`Router::rebuild`] from a previous router after a
+/// change, which only compiles the routes that changed.
 #[derive(Debug)]
 pub struct Router {
     /// Sorted by rank: index `i` is tried before `i + 1`.
-    matchers: Vec<Matcher>,
-    /// `matchers[i].head()`, packed densely for the first check of each candidate.
-    heads: Vec<Head>,
+    slots: Vec<Slot>,
+    /// Per regex path, a matcher's regexes adjacent from its `Head::aux`: its byte filter as
+    /// (1 + index in `next_sets`, or 0 for none; offset of the byte).
+    filters: Vec<(u16, u16)>,
     /// The byte sets that regex filters refer to (a handful, shared by all regexes).
     next_sets: Vec<validate::ByteSet>,
-    /// Every regex path, a matcher's regexes adjacent (see [`PathRule::Regex`]).
-    regexes: Vec<PathRegex>,
     index: Index,
-    routes: usize,
+    /// What [`Router::rebuild`] reads instead of the matchers (see `build/mod.rs`): the specs
+    /// in configuration order, and per rank the index's input and (priority, UUID).
+    specs: SpecTable,
+    places: Places,
+    order: Vec<(u64, u128)>,
+    stats: BuildStats,
 }
 
 impl Router {
-    /// Compiles routes into a router. Fails on regexes the engine cannot compile, naming the
-    /// route and the offending value.
-    pub fn build(routes: &[RouteSpec]) -> Result<Router, BuildError> {
-        let mut matchers = Vec::with_capacity(routes.len());
-        let mut regexes = Vec::new();
-        for (index, route) in routes.iter().enumerate() {
-            for part in priority::split(route) {
-                matchers.push(Matcher::build(index, route, &part, &mut regexes)?);
-            }
-        }
-        if u32::try_from(matchers.len()).is_err() {
-            return Err(BuildError::TooManyRoutes(matchers.len()));
-        }
-        // Kong's matcher order: priority, then UUID, both descending. Equal pairs only come
-        // from duplicate ids; configuration order decides then.
-        matchers.sort_by(|a, b| {
-            (b.priority, b.id)
-                .cmp(&(a.priority, a.id))
-                .then(a.route.cmp(&b.route))
-        });
-        let index = Index::build(matchers.iter().enumerate().map(|(rank, m)| {
-            let keys = match &m.path {
-                PathRule::Any => vec![(&b""[..], 0)],
-                PathRule::Prefix(prefixes) => numbered(prefixes.iter().map(|p| p.as_bytes())),
-                PathRule::Regex { first, count } => numbered(
-                    regexes
-                        .iter()
-                        .skip(*first)
-                        .take(*count)
-                        .map(PathRegex::literal_prefix),
-                ),
-            };
-            Placement {
-                rank: u32::try_from(rank).unwrap_or(u32::MAX),
-                hosts: &m.hosts,
-                keys,
-            }
-        }));
-        let mut next_sets = Vec::new();
-        for rx in &mut regexes {
-            rx.share_filter(&mut next_sets);
-        }
-        for (rank, m) in matchers.iter().enumerate() {
-            if let PathRule::Regex { first, count } = m.path {
-                for rx in regexes.iter_mut().skip(first).take(count) {
-                    rx.rank = u32::try_from(rank).unwrap_or(u32::MAX);
-                }
-            }
-        }
-        Ok(Router {
-            heads: matchers.iter().map(|m| m.head(&regexes)).collect(),
-            next_sets,
-            regexes,
-            matchers,
-            index,
-            routes: routes.len(),
-        })
-    }
-
     /// Number of routes the router was built from.
     pub fn len(&self) -> usize {
-        self.routes
+        self.specs.len()
     }
 
     /// True when built from no routes.
     pub fn is_empty(&self) -> bool {
-        self.routes == 0
+        self.specs.len() == 0
     }
 
     /// Selects the route Kong would select for `req`, or `None` (Kong answers 404).
@@ -374,7 +325,8 @@ impl Router {
         self.index.collect(ctx.host, ctx.port, ctx.path, &mut lists);
         let method = method_bit(req.method);
         let (route, hit) = first_accepted(&mut lists, |entry| {
-            let head = self.heads.get(usize::try_from(entry.rank()).ok()?)?;
+            let slot = self.slots.get(usize::try_from(entry.rank()).ok()?)?;
+            let head = &slot.head;
             match head.quick(method) {
                 Some(false) => None,
                 // Prefix and path-less entries are already matched by the index.
@@ -385,7 +337,7 @@ impl Router {
                         captures: None,
                     },
                 )),
-                None => self.verify(head, entry, &ctx, method),
+                None => self.verify(slot, entry, &ctx, method),
             }
         })?;
         Some(Match {
@@ -400,19 +352,17 @@ impl Router {
     /// the full matcher's fields when needed, then the regex.
     fn verify(
         &self,
-        head: &Head,
+        slot: &Slot,
         entry: Entry,
         ctx: &RequestCtx<'_>,
         method: u16,
     ) -> Option<(u32, PathHit)> {
+        let head = &slot.head;
         if head.regex && !self.next_byte_ok(head.next_set, head.next_at, ctx.path) {
             return None;
         }
-        if head.needs_fields(method) {
-            let matcher = self.matchers.get(usize::try_from(entry.rank()).ok()?)?;
-            if !matcher.check_fields(ctx) {
-                return None;
-            }
+        if head.needs_fields(method) && !slot.matcher.check_fields(ctx) {
+            return None;
         }
         let aux = usize::try_from(head.aux).ok()?;
         if !head.regex {
@@ -423,12 +373,11 @@ impl Router {
             };
             return Some((head.route, hit));
         }
-        let rx = self
-            .regexes
-            .get(aux.checked_add(usize::try_from(entry.sub()).ok()?)?)
-            .filter(|rx| rx.rank == entry.rank())?;
+        let sub = usize::try_from(entry.sub()).ok()?;
+        let rx = slot.matcher.regex(sub)?;
         // (The index placed the entry under the regex's literal prefix.)
-        if !self.next_byte_ok(rx.next_set, rx.next_at, ctx.path) {
+        let &(set, at) = self.filters.get(aux.checked_add(sub)?)?;
+        if !self.next_byte_ok(set, at, ctx.path) {
             return None;
         }
         let (matched_len, captures) = rx.search(ctx.path)?;
@@ -449,9 +398,4 @@ impl Router {
             _ => false,
         }
     }
-}
-
-/// Numbers index keys by their position in the matcher's path list.
-fn numbered<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Vec<(&'a [u8], u32)> {
-    keys.zip(0u32..).collect()
 }

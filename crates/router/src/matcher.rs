@@ -1,20 +1,50 @@
 //! Compiled matchers: one per route part (see [`crate::priority::split`]), holding every
 //! condition in a form that is cheap to check against a request.
 //!
-//! Hosts and paths are mostly decided by the index. A dense [`Head`] per matcher settles most
-//! candidates (methods, prefix paths, the byte filter of regex paths); [`Matcher::check_fields`]
-//! checks the remaining fields, and regex paths run from the router's regex table (see
-//! [`crate::program`]).
+//! A matcher depends on its route's [`RouteSpec`] alone (not on the route's position or on the
+//! other routes), so a rebuilt router shares it, through an `Arc`, with the router it was
+//! rebuilt from. Hosts and paths are mostly decided by the index. A dense [`Head`] per matcher
+//! (per router: it holds the route's position) settles most candidates (methods, prefix paths,
+//! the byte filter of regex paths); [`Matcher::check_fields`] checks the remaining fields, and
+//! regex paths run from the matcher's own regexes (see [`crate::program`]).
 
 use crate::host::{HostPattern, NamePattern, parse_sni};
+use crate::index::FxMap;
+use crate::path_compiler::PathCompiler;
 use crate::priority::{Part, is_regex, priority};
-use crate::validate::{PathRegex, compile_path_regex, describe_regex_error};
+use crate::validate::{PathRegex, compile_path_regex_with, describe_regex_error};
 use crate::{BuildError, Captures, NetMatch, Request, RouteSpec};
 use http::HeaderName;
 use regex::Regex;
 use std::borrow::Cow;
 use std::net::IpAddr;
 use uuid::Uuid;
+
+/// State shared by the compilations of one build, to avoid repeating work.
+pub(crate) struct Compiler {
+    paths: PathCompiler,
+    /// `~*` header regexes by lower-cased pattern: configs repeat the same few (a `Regex` clone
+    /// shares the compiled program), and each costs tens of microseconds to compile.
+    header_regexes: FxMap<String, Regex>,
+}
+
+impl Compiler {
+    pub(crate) fn new() -> Self {
+        Compiler {
+            paths: PathCompiler::new(),
+            header_regexes: FxMap::default(),
+        }
+    }
+
+    fn header_regex(&mut self, pattern: String) -> Result<Regex, regex::Error> {
+        if let Some(re) = self.header_regexes.get(&pattern) {
+            return Ok(re.clone());
+        }
+        let re = Regex::new(&pattern)?;
+        self.header_regexes.insert(pattern, re.clone());
+        Ok(re)
+    }
+}
 
 /// Per-request values shared by all matcher checks, computed once per `find`.
 #[derive(Debug)]
@@ -83,7 +113,8 @@ pub(crate) struct Head {
     /// Index of the original route.
     pub(crate) route: u32,
     /// Prefix or no path: length of the matcher's prefixes (0 for no path). Regex paths: index
-    /// of the first of the matcher's regexes in the router's regex table.
+    /// of the byte filter of the first of the matcher's regexes in the router's filter table
+    /// (the others follow it).
     pub(crate) aux: u32,
     /// OR of [`method_bit`]s; 0 when the route has no methods.
     pub(crate) methods: u16,
@@ -129,9 +160,8 @@ pub(crate) enum PathRule {
     Any,
     /// Prefixes, all of the same length (the split guarantees it).
     Prefix(Vec<Box<str>>),
-    /// Regexes, tried in configuration order: `count` entries from `first` in the router's
-    /// regex table.
-    Regex { first: usize, count: usize },
+    /// Regexes, tried in configuration order: [`Matcher::first_regex`], then these.
+    Regex(Box<[PathRegex]>),
 }
 
 /// One accepted header value: compared after lower-casing the request value.
@@ -194,12 +224,15 @@ pub(crate) struct PathHit {
 /// A compiled route part.
 #[derive(Debug)]
 pub(crate) struct Matcher {
-    /// Index of the original route in the slice given to `Router::build`.
-    pub(crate) route: usize,
+    /// A regex matcher's first regex, inline: a regex candidate then costs one cache line here
+    /// before its program, as an entry of a flat regex table would.
+    first_regex: Option<PathRegex>,
     pub(crate) id: Uuid,
     pub(crate) priority: u64,
     pub(crate) hosts: Vec<HostPattern>,
     pub(crate) path: PathRule,
+    /// OR of [`method_bit`]s of `methods`.
+    method_bits: u16,
     methods: Vec<Box<str>>,
     snis: Vec<NamePattern>,
     /// `None`: no constraint.
@@ -224,30 +257,35 @@ fn net_matches(list: &[NetMatch], (ip, port): (IpAddr, u16)) -> bool {
 }
 
 impl Matcher {
-    /// Compiles one part of route `index`; its regexes are appended to `regexes`.
+    /// Compiles one part of `route`, which is at position `index` (for errors only).
     pub(crate) fn build(
         index: usize,
         route: &RouteSpec,
         part: &Part<'_>,
-        regexes: &mut Vec<PathRegex>,
+        compiler: &mut Compiler,
     ) -> Result<Self, BuildError> {
+        let mut first_regex = None;
         let path = if part.paths.is_empty() {
             PathRule::Any
         } else if part.paths.iter().all(|p| is_regex(p)) {
-            let first = regexes.len();
+            let mut more = Vec::new();
             for p in &part.paths {
-                let compiled = compile_path_regex(p).map_err(|reason| BuildError::InvalidPath {
-                    index,
-                    id: route.id,
-                    path: (*p).to_string(),
-                    reason,
-                })?;
-                regexes.push(compiled);
+                let compiled =
+                    compile_path_regex_with(&mut compiler.paths, p).map_err(|reason| {
+                        BuildError::InvalidPath {
+                            index,
+                            id: route.id,
+                            path: (*p).to_string(),
+                            reason,
+                        }
+                    })?;
+                if first_regex.is_none() {
+                    first_regex = Some(compiled);
+                } else {
+                    more.push(compiled);
+                }
             }
-            PathRule::Regex {
-                first,
-                count: part.paths.len(),
-            }
+            PathRule::Regex(more.into_boxed_slice())
         } else {
             PathRule::Prefix(part.paths.iter().map(|p| Box::from(*p)).collect())
         };
@@ -265,15 +303,15 @@ impl Matcher {
             for value in values {
                 let rule = match value.strip_prefix("~*") {
                     Some(re) => {
-                        let re = Regex::new(&re.to_ascii_lowercase()).map_err(|e| {
-                            BuildError::InvalidHeaderRegex {
+                        let re = compiler
+                            .header_regex(re.to_ascii_lowercase())
+                            .map_err(|e| BuildError::InvalidHeaderRegex {
                                 index,
                                 id: route.id,
                                 name: name.clone(),
                                 value: value.clone(),
                                 reason: describe_regex_error(&e),
-                            }
-                        })?;
+                            })?;
                         HeaderValueRule::Regex(re)
                     }
                     None => HeaderValueRule::Exact(value.to_ascii_lowercase().into()),
@@ -289,11 +327,12 @@ impl Matcher {
         }
 
         Ok(Matcher {
-            route: index,
+            first_regex,
             id: part.id,
             priority: priority(route, &part.paths),
             hosts: route.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
             path,
+            method_bits: route.methods.iter().fold(0, |acc, m| acc | method_bit(m)),
             methods: route
                 .methods
                 .iter()
@@ -306,27 +345,61 @@ impl Matcher {
         })
     }
 
-    /// The compact form used for the first check of a candidate.
-    pub(crate) fn head(&self, regexes: &[PathRegex]) -> Head {
-        let (aux, next_set, next_at) = match &self.path {
-            PathRule::Any => (0, 0, 0),
-            PathRule::Prefix(p) => (p.first().map_or(0, |p| p.len()), 0, 0),
-            PathRule::Regex { first, count } => match regexes.get(*first) {
-                Some(rx) if *count == 1 => (*first, rx.next_set, rx.next_at),
-                _ => (*first, 0, 0),
-            },
+    /// Regex `sub` of a regex matcher, in configuration order.
+    pub(crate) fn regex(&self, sub: usize) -> Option<&PathRegex> {
+        match (sub.checked_sub(1), &self.path) {
+            (None, _) => self.first_regex.as_ref(),
+            (Some(i), PathRule::Regex(more)) => more.get(i),
+            _ => None,
+        }
+    }
+
+    /// A regex matcher's regexes in configuration order; none for other matchers.
+    pub(crate) fn regexes(&self) -> impl Iterator<Item = &PathRegex> {
+        let more = match &self.path {
+            PathRule::Regex(more) => &more[..],
+            _ => &[],
+        };
+        self.first_regex.iter().chain(more)
+    }
+
+    /// The index keys of the matcher, in the order of its paths: prefixes, regex literal
+    /// prefixes, or `[b""]` for no path.
+    pub(crate) fn keys(&self) -> smallvec::SmallVec<[&[u8]; 2]> {
+        match &self.path {
+            PathRule::Any => smallvec::smallvec![&b""[..]],
+            PathRule::Prefix(prefixes) => prefixes.iter().map(|p| p.as_bytes()).collect(),
+            PathRule::Regex(_) => self.regexes().map(PathRegex::literal_prefix).collect(),
+        }
+    }
+
+    /// The compact form used for the first check of a candidate, for route `route`. `filters`
+    /// is where the router's filter table will hold the matcher's regex filters (regex matchers
+    /// only), `first_filter` the first of them (see [`PathRegex::filter`]).
+    pub(crate) fn head(&self, route: u32, filters: u32, first_filter: (u16, u16)) -> Head {
+        let regex = matches!(self.path, PathRule::Regex(_));
+        let (aux, (next_set, next_at)) = match &self.path {
+            PathRule::Any => (0, (0, 0)),
+            PathRule::Prefix(p) => (
+                p.first()
+                    .map_or(0, |p| u32::try_from(p.len()).unwrap_or(u32::MAX)),
+                (0, 0),
+            ),
+            // With several regexes the head cannot filter: any of them may match.
+            PathRule::Regex(more) if more.is_empty() => (filters, first_filter),
+            PathRule::Regex(_) => (filters, (0, 0)),
         };
         Head {
-            route: u32::try_from(self.route).unwrap_or(u32::MAX),
-            aux: u32::try_from(aux).unwrap_or(u32::MAX),
-            methods: self.methods.iter().fold(0, |acc, m| acc | method_bit(m)),
+            route,
+            aux,
+            methods: self.method_bits,
             next_set,
             next_at,
             fields: !self.snis.is_empty()
                 || self.sources.is_some()
                 || self.destinations.is_some()
                 || !self.headers.is_empty(),
-            regex: matches!(self.path, PathRule::Regex { .. }),
+            regex,
         }
     }
 

@@ -5,10 +5,10 @@
 
 use crate::Captures;
 use crate::normalize::normalize_path;
+use crate::path_compiler::{Engines, NFA_SIZE_LIMIT, PathCompiler};
 use crate::program::Program;
 use regex_automata::nfa::thompson::backtrack::{self, BoundedBacktracker};
 use regex_automata::nfa::thompson::pikevm::PikeVM;
-use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, meta};
@@ -17,7 +17,9 @@ use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-/// A compiled `~` path. The fields a match needs fill one cache line; the rest is boxed.
+/// A compiled `~` path. It depends on the path text alone (no router state), so a rebuilt router
+/// shares it with the router it was rebuilt from. The fields a match needs fill one cache line;
+/// the rest is boxed.
 #[derive(Debug)]
 #[repr(align(64))]
 pub(crate) struct PathRegex {
@@ -26,12 +28,6 @@ pub(crate) struct PathRegex {
     /// Group names by group index (index 0, the whole match, has none); shared with every
     /// [`Captures`] produced.
     names: Arc<[Option<Box<str>>]>,
-    /// Rank of the matcher this regex belongs to (set by the router).
-    pub(crate) rank: u32,
-    /// 1 + index of [`ColdRegex::next_bytes`] in the router's byte-set table (0: no
-    /// filter): the path byte at `next_at` (the literal prefix length) must be in that set.
-    pub(crate) next_set: u16,
-    pub(crate) next_at: u16,
     cold: Box<ColdRegex>,
 }
 
@@ -65,25 +61,11 @@ impl PathRegex {
         &self.cold.literal_prefix
     }
 
-    /// Sets [`next_set`](Self::next_set), adding the byte set to `sets` if new.
-    pub(crate) fn share_filter(&mut self, sets: &mut Vec<ByteSet>) {
-        let (Some(set), Ok(at)) = (
-            self.cold.next_bytes,
-            u16::try_from(self.cold.literal_prefix.len()),
-        ) else {
-            return;
-        };
-        let pos = match sets.iter().position(|s| *s == set) {
-            Some(pos) => pos,
-            None => {
-                sets.push(set);
-                sets.len() - 1
-            }
-        };
-        if let Ok(n) = u16::try_from(pos + 1) {
-            self.next_set = n;
-            self.next_at = at;
-        }
+    /// The byte filter: the path byte at the returned offset (the literal prefix length) must be
+    /// in the set. `None` when no such filter is known.
+    pub(crate) fn filter(&self) -> Option<(ByteSet, u16)> {
+        let at = u16::try_from(self.cold.literal_prefix.len()).ok()?;
+        Some((self.cold.next_bytes?, at))
     }
 
     /// Matches the regex against the normalized path: the length of the whole match and, when
@@ -167,7 +149,7 @@ pub(crate) fn translate_path_regex(path: &str) -> String {
 /// does and finds the same matches.
 pub(crate) fn build_path_regex(pattern: &str) -> Result<meta::Regex, Box<meta::BuildError>> {
     let config = meta::Config::new()
-        .nfa_size_limit(Some(10 * (1 << 20)))
+        .nfa_size_limit(Some(NFA_SIZE_LIMIT))
         .match_kind(regex_automata::MatchKind::LeftmostFirst)
         .utf8_empty(true)
         .onepass(false)
@@ -184,17 +166,6 @@ pub(crate) fn build_path_regex(pattern: &str) -> Result<meta::Regex, Box<meta::B
 fn syntax_config() -> syntax::Config {
     syntax::Config::new().utf8(true)
 }
-
-/// The NFA configuration `regex::Regex::new` (i.e. `meta::Regex`) uses.
-fn nfa_config() -> thompson::Config {
-    thompson::Config::new()
-        .utf8(true)
-        .nfa_size_limit(Some(NFA_SIZE_LIMIT))
-        .shrink(false)
-        .which_captures(WhichCaptures::All)
-}
-
-const NFA_SIZE_LIMIT: usize = 10 * (1 << 20);
 
 /// Splits `^literal rest` into the literal's bytes and `rest` (without the `^`), to be searched
 /// anchored right after the literal. `None` when the pattern does not start that way (a
@@ -219,8 +190,17 @@ fn split_leading_literal(hir: &Hir) -> Option<(Vec<u8>, Hir)> {
     (!literal.is_empty()).then(|| (literal, Hir::concat(rest.to_vec())))
 }
 
-/// Compiles a `~` path; the error is a one-line description.
+/// Compiles a `~` path with a compiler of its own; the error is a one-line description.
+#[cfg(test)]
 pub(crate) fn compile_path_regex(path: &str) -> Result<PathRegex, String> {
+    compile_path_regex_with(&mut PathCompiler::new(), path)
+}
+
+/// Compiles a `~` path with the build's `compiler`; the error is a one-line description.
+pub(crate) fn compile_path_regex_with(
+    compiler: &mut PathCompiler,
+    path: &str,
+) -> Result<PathRegex, String> {
     let pattern = translate_path_regex(path);
     // Errors are reported as `regex::Regex::new` (i.e. `meta::Regex`) reports them; the steps
     // below are the ones it takes, so they fail exactly when it does.
@@ -232,16 +212,11 @@ pub(crate) fn compile_path_regex(path: &str) -> Result<PathRegex, String> {
     let (literal_prefix, next_bytes) = literal_prefix(&hir);
     let (literal, hir) = split_leading_literal(&hir).unwrap_or((Vec::new(), hir));
     let skip = literal.len();
-    let nfa = thompson::Compiler::new()
-        .configure(nfa_config())
-        .build_from_hir(&hir)
-        .map_err(|e| failure(e.to_string()))?;
-    let backtrack = BoundedBacktracker::builder()
-        .build_from_nfa(nfa.clone())
-        .map_err(|e| failure(e.to_string()))?;
-    let pikevm = PikeVM::builder()
-        .build_from_nfa(nfa.clone())
-        .map_err(|e| failure(e.to_string()))?;
+    let Engines {
+        nfa,
+        backtrack,
+        pikevm,
+    } = compiler.engines(&hir).map_err(failure)?;
     let program = if skip > 0 || nfa.is_always_start_anchored() {
         Program::new(&nfa, &literal)
     } else {
@@ -255,9 +230,6 @@ pub(crate) fn compile_path_regex(path: &str) -> Result<PathRegex, String> {
     Ok(PathRegex {
         program,
         names,
-        rank: 0,
-        next_set: 0,
-        next_at: 0,
         cold: Box::new(ColdRegex {
             skip,
             backtrack,
@@ -311,7 +283,7 @@ pub(crate) fn describe_regex_error(e: &regex::Error) -> String {
 }
 
 /// A set of byte values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) struct ByteSet([u64; 4]);
 
 impl ByteSet {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: an owned request and a route builder.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod naive;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 use silverback_router::{NetMatch, Request, RouteSpec};
 use std::net::SocketAddr;
