@@ -202,7 +202,10 @@ impl Snapshot {
             }
             typed.routes.insert(id, (row, r));
         }
-        let router = Router::build(&specs)?;
+        let router = match previous {
+            Some(p) => p.router.rebuild(&specs)?,
+            None => Router::build(&specs)?,
+        };
         Ok(Snapshot {
             version: VERSIONS.fetch_add(1, Ordering::Relaxed),
             config,
