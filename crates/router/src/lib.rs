@@ -128,6 +128,12 @@ impl Headers for http::HeaderMap {
     }
 }
 
+impl Headers for silverback_http::Fields {
+    fn any_value(&self, name: &str, pred: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.get_all(name).any(pred)
+    }
+}
+
 impl std::fmt::Debug for dyn Headers + '_ {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Headers")

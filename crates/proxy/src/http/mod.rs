@@ -2,9 +2,8 @@
 //! framing, and the server side of client connections.
 
 pub mod date;
-pub mod fields;
 pub mod framing;
 pub mod server;
 pub mod timer;
 
-pub use fields::Fields;
+pub use silverback_http::{Fields, fields};

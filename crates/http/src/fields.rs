@@ -365,13 +365,6 @@ impl Fields {
     }
 }
 
-/// Lets the router read fields for header matching.
-impl silverback_router::Headers for Fields {
-    fn any_value(&self, name: &str, pred: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-        self.get_all(name).any(pred)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
