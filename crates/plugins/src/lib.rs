@@ -1,11 +1,22 @@
-//! Plugins, as Kong defines them: each plugin is one module holding its config schema and its
-//! phase handlers, and [`registry::BUNDLED`] is the one list of plugins this build implements.
+//! Plugins, as Kong defines them: each plugin is one module under [`bundled`] holding its
+//! config schema and its phase handlers, and [`registry::BUNDLED`] is the one list of plugins
+//! this build implements.
 //!
-//! A configured plugin instance is built once per config snapshot ([`PluginDef::build`]); the
-//! proxy runs the instances of a route's chain in priority order in each phase.
+//! When a config snapshot is built, [`Plugins::build`] builds every configured instance and
+//! resolves each route's [`Chain`] by Kong's scope precedence; the proxy runs a request through
+//! its chain's phases with a per-request [`Ctx`] (Kong's PDK).
 
-pub mod phase;
+mod bundled;
+pub mod chain;
+pub mod directory;
+pub mod handler;
+pub mod pdk;
 pub mod registry;
+pub mod scope;
 
-pub use phase::{Ctx, Exit, Flow, Handler};
-pub use registry::{PluginDef, Registry};
+pub use chain::{Chain, Instance, Run};
+pub use directory::Directory;
+pub use handler::{Flow, Handler, Phase, Phases, PluginError};
+pub use pdk::{Ctx, Exit, ExitBody};
+pub use registry::{BUNDLED, PluginDef, Registry};
+pub use scope::{PluginBuildError, Plugins};

@@ -269,6 +269,8 @@ pub enum ResponseBody {
     Full(Option<Bytes>),
     /// Boxed: only large, streamed bodies take this form.
     Upstream(Box<H1Body>),
+    /// Passing through plugins' `body_filter` and `log`.
+    Hooked(Box<crate::request::plugins::Hooked>),
 }
 
 impl ResponseBody {
@@ -289,6 +291,7 @@ impl Body for ResponseBody {
             ResponseBody::Empty => Poll::Ready(None),
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ResponseBody::Upstream(u) => Pin::new(u).poll_frame(cx),
+            ResponseBody::Hooked(h) => h.poll_frame(cx),
         }
     }
 
@@ -297,6 +300,7 @@ impl Body for ResponseBody {
             ResponseBody::Empty => true,
             ResponseBody::Full(b) => b.is_none(),
             ResponseBody::Upstream(u) => u.is_end_stream(),
+            ResponseBody::Hooked(h) => h.is_end_stream(),
         }
     }
 
@@ -305,6 +309,7 @@ impl Body for ResponseBody {
             ResponseBody::Empty => SizeHint::with_exact(0),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ResponseBody::Upstream(u) => u.size_hint(),
+            ResponseBody::Hooked(h) => h.size_hint(),
         }
     }
 }

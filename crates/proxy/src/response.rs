@@ -7,7 +7,7 @@ use crate::request::Reply;
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue};
 
-const JSON: &str = "application/json; charset=utf-8";
+pub(crate) const JSON: &str = "application/json; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 const XML: &str = "application/xml; charset=utf-8";
 const PLAIN: &str = "text/plain; charset=utf-8";

@@ -6,6 +6,8 @@ use http::HeaderValue;
 use silverback_balancer::Balancer;
 use silverback_model::entities::{PathHandling, Route, Service};
 use silverback_model::{Config, Row, RowError};
+use silverback_plugins::pdk::EntityRef;
+use silverback_plugins::{BUNDLED, Chain, Plugins};
 use silverback_router::{NetMatch, RouteSpec, Router};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +21,8 @@ pub enum SnapshotError {
     Row(#[from] RowError),
     #[error("cannot compile router: {0}")]
     Router(#[from] silverback_router::BuildError),
+    #[error(transparent)]
+    Plugins(#[from] silverback_plugins::PluginBuildError),
 }
 
 /// Where a service sends its requests.
@@ -48,6 +52,8 @@ pub struct CompiledService {
     /// The Host header for each target (the service host, or each upstream target), computed
     /// once per snapshot.
     pub host_headers: Vec<Option<HeaderValue>>,
+    /// The service as plugins see it.
+    pub entity: Arc<EntityRef>,
 }
 
 impl CompiledService {
@@ -85,6 +91,10 @@ pub struct CompiledRoute {
     pub request_buffering: bool,
     pub response_buffering: bool,
     pub service: Option<Arc<CompiledService>>,
+    /// The route as plugins see it.
+    pub entity: Arc<EntityRef>,
+    /// The plugins that run on this route, resolved by Kong's scope precedence.
+    pub chain: Arc<Chain>,
 }
 
 /// Counts snapshots so each has its own version (cache keys include it).
@@ -96,6 +106,8 @@ pub struct Snapshot {
     pub router: Router,
     /// Indexed like the router's route specs.
     pub routes: Vec<CompiledRoute>,
+    /// Plugin instances, chains and the consumer directory.
+    pub plugins: Plugins,
     path_handling_v1: bool,
     /// Typed rows this snapshot was compiled from, by id, so the next one re-reads only rows
     /// that changed (unchanged rows are the same `Arc` in the next config).
@@ -174,10 +186,14 @@ impl Snapshot {
                 Arc::new(Balancer::new(&upstream, &own)),
             );
         }
+        let mut plugins = Plugins::build(&config, &BUNDLED, previous.map(|p| &p.plugins))?;
         let mut typed = Typed::default();
         let mut services: HashMap<Uuid, (bool, Arc<CompiledService>)> = HashMap::new();
         for (row, s) in typed_rows(&config, "services", previous.map(|p| &p.typed.services))? {
-            services.insert(s.id, (s.enabled, Arc::new(compile_service(&s, &balancers))));
+            services.insert(
+                s.id,
+                (s.enabled, Arc::new(compile_service(&s, &row, &balancers))),
+            );
             typed.services.insert(s.id, (row, s));
         }
         let mut specs = Vec::new();
@@ -198,7 +214,8 @@ impl Snapshot {
             };
             if let Some(service) = service {
                 specs.push(route_spec(&r));
-                routes.push(compile_route(&r, service, path_handling_v1));
+                let chain = plugins.chain(Some(r.id), service.as_ref().map(|s| s.id));
+                routes.push(compile_route(&r, &row, service, chain, path_handling_v1));
             }
             typed.routes.insert(id, (row, r));
         }
@@ -211,6 +228,7 @@ impl Snapshot {
             config,
             router,
             routes,
+            plugins,
             path_handling_v1,
             typed,
         })
@@ -225,7 +243,11 @@ impl Snapshot {
     }
 }
 
-fn compile_service(s: &Service, balancers: &HashMap<String, Arc<Balancer>>) -> CompiledService {
+fn compile_service(
+    s: &Service,
+    row: &Arc<Row>,
+    balancers: &HashMap<String, Arc<Balancer>>,
+) -> CompiledService {
     let target = match balancers.get(&s.host.to_ascii_lowercase()) {
         Some(b) => ServiceTarget::Upstream(b.clone()),
         None => ServiceTarget::Host,
@@ -249,6 +271,11 @@ fn compile_service(s: &Service, balancers: &HashMap<String, Arc<Balancer>>) -> C
         read_timeout: Duration::from_millis(s.read_timeout),
         target,
         host_headers: Vec::new(),
+        entity: Arc::new(EntityRef {
+            id: s.id,
+            name: s.name.clone(),
+            row: row.clone(),
+        }),
     };
     svc.host_headers = match &svc.target {
         ServiceTarget::Upstream(b) => b
@@ -297,7 +324,9 @@ fn route_spec(r: &Route) -> RouteSpec {
 
 fn compile_route(
     r: &Route,
+    row: &Arc<Row>,
     service: Option<Arc<CompiledService>>,
+    chain: Arc<Chain>,
     path_handling_v1: bool,
 ) -> CompiledRoute {
     CompiledRoute {
@@ -314,5 +343,11 @@ fn compile_route(
         response_buffering: r.response_buffering,
         name: r.name.as_deref().map(Into::into),
         service,
+        entity: Arc::new(EntityRef {
+            id: r.id,
+            name: r.name.clone(),
+            row: row.clone(),
+        }),
+        chain,
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod forwarded;
 pub mod headers;
+pub(crate) mod plugins;
 
 use crate::body::{self, BufferError, ClientBodyError, ClientStream, RequestBody, ResponseBody};
 use crate::error::ProxyError;
@@ -20,6 +21,8 @@ use http::header::{CONTENT_LENGTH, HeaderName, VIA};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, StatusCode, Version};
 use http_body::Body;
+use plugins::Plugged;
+use silverback_plugins::pdk::ResponseSource;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -98,12 +101,42 @@ pub async fn handle(mut req: ClientRequest<'_>, conn: &ConnInfo) -> Reply {
     stats.in_flight.fetch_add(1, Ordering::Relaxed);
     let request_id = new_request_id();
     let snapshot = conn.shared.snapshot();
-    let reply = match proxy(&snapshot, conn, &mut req, &request_id, started).await {
+    let mut plugged = None;
+    let (reply, source) = match proxy(
+        &snapshot,
+        conn,
+        &mut req,
+        &request_id,
+        started,
+        &mut plugged,
+    )
+    .await
+    {
         Ok(r) => r,
-        Err(err) => gateway_error(conn, &err, &req.fields, &request_id, started),
+        Err(err) => (
+            gateway_error(conn, &err, &req.fields, &request_id, started),
+            ResponseSource::Error,
+        ),
+    };
+    let reply = match plugged {
+        Some(p) => plugins::respond(conn, reply, source, p),
+        // No route (or no access phase): global plugins still see the response.
+        None if !snapshot.plugins.global.is_empty() => {
+            let client_ip = client_ip(conn, &req);
+            let ctx = plugins::new_ctx(&snapshot, conn, &mut req, client_ip, &request_id, started);
+            let run = snapshot.plugins.global.without_access();
+            plugins::respond(conn, reply, source, Plugged { ctx, run })
+        }
+        None => reply,
     };
     stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     reply
+}
+
+/// The client's address, after `trusted_ips` and `real_ip_header`.
+fn client_ip(conn: &ConnInfo, req: &ClientRequest<'_>) -> IpAddr {
+    let trust = &conn.shared.settings.trust;
+    trust.client_ip(conn.peer.ip(), req.fields.get_all(&trust.real_ip_header))
 }
 
 /// Entry point for hyper-served connections (HTTP/2).
@@ -184,7 +217,7 @@ fn gateway_error(
 }
 
 /// Headers on responses the gateway makes itself.
-fn add_gateway_headers(
+pub(crate) fn add_gateway_headers(
     conn: &ConnInfo,
     f: &mut Fields,
     request_id: &HeaderValue,
@@ -255,12 +288,10 @@ async fn proxy(
     req: &mut ClientRequest<'_>,
     request_id: &HeaderValue,
     started: Instant,
-) -> Result<Reply, ProxyError> {
+    plugged: &mut Option<Plugged>,
+) -> Result<(Reply, ResponseSource), ProxyError> {
     let settings = &conn.shared.settings;
-    let client_ip = settings.trust.client_ip(
-        conn.peer.ip(),
-        req.fields.get_all(&settings.trust.real_ip_header),
-    );
+    let client_ip = client_ip(conn, req);
     let client_host = match &req.authority {
         Some(a) => Some(a.clone()),
         None => req.fields.get_value("host"),
@@ -302,9 +333,9 @@ async fn proxy(
         None => host_value(raw_host, client_host.as_ref()),
     };
     if route.https_only && fwd_proto.as_bytes() != b"https" {
-        return https_required(conn, route, &fwd_host, &req.target, request_id, started);
+        let reply = https_required(conn, route, &fwd_host, &req.target, request_id, started)?;
+        return Ok((reply, ResponseSource::Exit));
     }
-    let service = route.service.clone().ok_or(ProxyError::NoService)?;
     let fwd_port = from_client(&X_FORWARDED_PORT).unwrap_or_else(|| conn.local_port.clone());
     let fwd_path = match from_client(&X_FORWARDED_PATH) {
         Some(p) => p,
@@ -325,10 +356,31 @@ async fn proxy(
     let upstream_path = silverback_router::upstream_path(
         route.strip_path,
         route.path_handling,
-        service.path.as_deref(),
+        route.service.as_ref().and_then(|s| s.path.as_deref()),
         &m.path,
         m.matched_len,
     );
+    let captures = m.captures;
+
+    if !route.chain.is_empty() {
+        if route.chain.reads_body() {
+            let body = std::mem::replace(&mut req.body, RequestBody::Empty);
+            req.body = read_body(body, true, settings).await?;
+        }
+        let mut ctx = plugins::new_ctx(snapshot, conn, req, client_ip, request_id, started);
+        ctx.request
+            .set_read_body(plugins::body_for_plugins(&req.body));
+        plugins::enter_route(&mut ctx, route, captures.as_ref());
+        let (run, exit) = route.chain.access(&mut ctx).await;
+        plugins::give_back(&mut ctx, req);
+        let p = plugged.insert(Plugged { ctx, run });
+        if let Some(exit) = exit {
+            let reply = plugins::exit_reply(conn, exit, &p.ctx, started);
+            return Ok((reply, ResponseSource::Exit));
+        }
+    }
+    // Kong runs plugins on a route without a service (request-termination, say) first.
+    let service = route.service.clone().ok_or(ProxyError::NoService)?;
     let target = upstream_target(&req.target, &upstream_path)?;
 
     let fields = &mut req.fields;
@@ -376,7 +428,7 @@ async fn proxy(
     }
 
     let body = std::mem::replace(&mut req.body, RequestBody::Empty);
-    let body = read_body(body, route, settings).await?;
+    let body = read_body(body, route.request_buffering, settings).await?;
     match body.known_len() {
         Some(0) if method_has_no_body(&req.method) => fields.remove("content-length"),
         Some(n) => fields.set(CONTENT_LENGTH, int_value(n)),
@@ -395,13 +447,14 @@ async fn proxy(
     let sent_at = Instant::now();
     let resp = send_with_retries(conn, &service, &head, body).await?;
     let upstream_latency = sent_at.elapsed();
-    Ok(finish_response(
+    let reply = finish_response(
         conn,
         resp,
         request_id,
         sent_at.duration_since(started),
         upstream_latency,
-    ))
+    );
+    Ok((reply, ResponseSource::Service))
 }
 
 fn method_has_no_body(m: &Method) -> bool {
@@ -466,9 +519,11 @@ fn https_required(
     Ok(reply)
 }
 
+/// Buffers a streamed request body when `buffering` (the route's `request_buffering`, or a
+/// plugin that reads the body) asks for it.
 async fn read_body<'a>(
     body: RequestBody<'a>,
-    route: &CompiledRoute,
+    buffering: bool,
     settings: &crate::state::ProxySettings,
 ) -> Result<RequestBody<'a>, ProxyError> {
     let RequestBody::Stream(stream) = body else {
@@ -478,7 +533,7 @@ async fn read_body<'a>(
     if max > 0 && stream.size_hint().lower() > max {
         return Err(ProxyError::BodyTooLarge);
     }
-    if !route.request_buffering {
+    if !buffering {
         return Ok(RequestBody::Stream(stream));
     }
     body::buffer(

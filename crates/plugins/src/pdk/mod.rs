@@ -1,0 +1,124 @@
+//! What plugins see of a request (Kong's PDK): the request as it will go upstream, the response
+//! on its way back, who the client is, and the route and service it matched.
+
+mod client;
+mod request;
+mod response;
+
+pub use client::{ConsumerRef, CredentialRef, EntityRef, headers as consumer_headers};
+pub use request::{ArgValue, Body, BodyArgs, QueryValue, Request, Scheme};
+pub use response::{Exit, ExitBody, Response, ResponseSource};
+
+use crate::directory::Directory;
+use http::HeaderValue;
+use std::any::Any;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A regex path's captures (Kong's `uri_captures`): by position (0 is the whole match) and
+/// by name.
+#[derive(Debug, Default, Clone)]
+pub struct UriCaptures {
+    pub positional: Vec<Option<String>>,
+    pub named: Vec<(String, String)>,
+}
+
+impl UriCaptures {
+    pub fn name(&self, name: &str) -> Option<&str> {
+        self.named
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The per-request state plugins read and change.
+pub struct Ctx {
+    pub request: Request,
+    pub response: Response,
+    /// The client address after `trusted_ips` / `real_ip_header` processing.
+    pub client_ip: IpAddr,
+    /// The address of the connection's peer.
+    pub peer_ip: IpAddr,
+    pub route: Option<Arc<EntityRef>>,
+    pub service: Option<Arc<EntityRef>>,
+    pub consumer: Option<Arc<ConsumerRef>>,
+    pub credential: Option<CredentialRef>,
+    /// Groups an authentication plugin established without a consumer (Kong's
+    /// `authenticated_groups`).
+    pub authenticated_groups: Option<Vec<String>>,
+    pub uri_captures: UriCaptures,
+    pub request_id: HeaderValue,
+    pub started: Instant,
+    /// Consumers and credentials of the config this request runs on.
+    pub directory: Arc<Directory>,
+    /// Per-plugin data, keyed by the plugin's position in the chain.
+    data: Vec<(usize, Box<dyn Any + Send + Sync>)>,
+    current: usize,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("request", &self.request)
+            .field("consumer", &self.consumer.as_ref().map(|c| c.id))
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ctx {
+    pub fn new(
+        request: Request,
+        client_ip: IpAddr,
+        peer_ip: IpAddr,
+        request_id: HeaderValue,
+        started: Instant,
+        directory: Arc<Directory>,
+    ) -> Self {
+        Ctx {
+            request,
+            response: Response::default(),
+            client_ip,
+            peer_ip,
+            route: None,
+            service: None,
+            consumer: None,
+            credential: None,
+            authenticated_groups: None,
+            uri_captures: UriCaptures::default(),
+            request_id,
+            started,
+            directory,
+            data: Vec::new(),
+            current: 0,
+        }
+    }
+
+    /// The request id as text (logs, error bodies).
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+
+    /// Set by the chain runner before it calls a plugin.
+    pub(crate) fn enter_plugin(&mut self, position: usize) {
+        self.current = position;
+    }
+
+    /// Data the running plugin stored earlier in this request (Kong's `kong.ctx.plugin`).
+    pub fn data<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.data
+            .iter()
+            .find(|(p, _)| *p == self.current)
+            .and_then(|(_, d)| d.downcast_ref())
+    }
+
+    pub fn set_data<T: Any + Send + Sync>(&mut self, value: T) {
+        let current = self.current;
+        match self.data.iter_mut().find(|(p, _)| *p == current) {
+            Some(slot) => slot.1 = Box::new(value),
+            None => self.data.push((current, Box::new(value))),
+        }
+    }
+}

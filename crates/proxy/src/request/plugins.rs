@@ -1,0 +1,242 @@
+//! Where the request pipeline meets plugins: the per-request context is made from the client
+//! request, the chain runs its phases, and its results (changed request, exits, response
+//! changes, body hooks) are applied.
+
+use super::{ClientRequest, ConnInfo, Reply, add_gateway_headers};
+use crate::body::ResponseBody;
+use crate::response;
+use crate::snapshot::{CompiledRoute, Snapshot};
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use silverback_plugins::pdk::{
+    Body as PluginBody, Exit, ExitBody, Request, Response, ResponseSource, Scheme, UriCaptures,
+};
+use silverback_plugins::{Ctx, Run};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+/// A request's plugin context and the plugins it ran, kept for the response phases.
+pub(crate) struct Plugged {
+    pub ctx: Ctx,
+    pub run: Run,
+}
+
+/// The context for a request, taking over its fields (given back by [`give_back`]).
+pub(crate) fn new_ctx(
+    snapshot: &Snapshot,
+    conn: &ConnInfo,
+    req: &mut ClientRequest<'_>,
+    client_ip: IpAddr,
+    request_id: &HeaderValue,
+    started: Instant,
+) -> Ctx {
+    let request = Request::new(
+        req.method.clone(),
+        if conn.tls {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        },
+        req.version,
+        req.authority.clone(),
+        std::mem::take(&mut req.fields),
+        req.target.clone(),
+    );
+    Ctx::new(
+        request,
+        client_ip,
+        conn.peer.ip(),
+        request_id.clone(),
+        started,
+        snapshot.plugins.directory.clone(),
+    )
+}
+
+/// Route, service and captures, once the route is known.
+pub(crate) fn enter_route(
+    ctx: &mut Ctx,
+    route: &CompiledRoute,
+    captures: Option<&silverback_router::Captures>,
+) {
+    ctx.route = Some(route.entity.clone());
+    ctx.service = route.service.as_ref().map(|s| s.entity.clone());
+    if let Some(c) = captures {
+        ctx.uri_captures = UriCaptures {
+            positional: c.positional().map(|v| v.map(str::to_string)).collect(),
+            named: c
+                .named()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        };
+    }
+}
+
+/// Gives the request back its (possibly changed) fields, target and body.
+pub(crate) fn give_back(ctx: &mut Ctx, req: &mut ClientRequest<'_>) {
+    req.fields = std::mem::take(&mut ctx.request.headers);
+    if let Some(t) = ctx.request.changed_target() {
+        req.target = t.clone();
+    }
+    if let Some(b) = ctx.request.changed_body() {
+        req.body = crate::body::RequestBody::Full(Some(b.clone()));
+    }
+}
+
+/// What the plugins see of a body the proxy buffered for them.
+pub(crate) fn body_for_plugins(body: &crate::body::RequestBody<'_>) -> PluginBody {
+    match body {
+        crate::body::RequestBody::Empty => PluginBody::Read(Bytes::new()),
+        crate::body::RequestBody::Full(b) => PluginBody::Read(b.clone().unwrap_or_default()),
+        _ => PluginBody::TooLarge,
+    }
+}
+
+/// The reply for a plugin's exit, with the gateway's own headers.
+pub(crate) fn exit_reply(conn: &ConnInfo, exit: Exit, ctx: &Ctx, started: Instant) -> Reply {
+    let mut reply = match exit.body {
+        ExitBody::Error(message) => {
+            let mime = response::negotiate(ctx.request.header("accept"));
+            response::text(
+                exit.status,
+                mime,
+                response::error_body(mime, &message, ctx.request_id()),
+            )
+        }
+        ExitBody::Json(v) => {
+            let mut r = response::text(exit.status, response::JSON, v.to_string());
+            r.fields
+                .set(CONTENT_TYPE, HeaderValue::from_static(response::JSON));
+            r
+        }
+        ExitBody::Raw { body, content_type } => {
+            let mut r = Reply {
+                status: exit.status,
+                fields: Default::default(),
+                body: ResponseBody::full(body),
+            };
+            if let Some(ct) = content_type {
+                r.fields.set_new(CONTENT_TYPE, ct);
+            }
+            r
+        }
+        ExitBody::Empty => Reply {
+            status: exit.status,
+            fields: Default::default(),
+            body: ResponseBody::Empty,
+        },
+    };
+    for (name, value) in exit.headers {
+        reply.fields.set(name, value);
+    }
+    add_gateway_headers(conn, &mut reply.fields, &ctx.request_id, started);
+    reply
+}
+
+/// Runs the response phases over a reply: `header_filter` now, `body_filter` and `log` as the
+/// body goes out.
+pub(crate) fn respond(
+    conn: &ConnInfo,
+    mut reply: Reply,
+    source: ResponseSource,
+    plugged: Plugged,
+) -> Reply {
+    let Plugged { mut ctx, run } = plugged;
+    if run.has_header_filter() {
+        ctx.response = Response {
+            status: reply.status,
+            headers: std::mem::take(&mut reply.fields),
+            source,
+        };
+        match run.header_filter(&mut ctx) {
+            None => {
+                reply.status = ctx.response.status;
+                reply.fields = std::mem::take(&mut ctx.response.headers);
+            }
+            Some(exit) => {
+                reply = exit_reply(conn, exit, &ctx, ctx.started);
+                ctx.response.status = StatusCode::INTERNAL_SERVER_ERROR;
+            }
+        }
+    } else {
+        ctx.response.status = reply.status;
+        ctx.response.source = source;
+    }
+    if run.needs_body_hooks() {
+        let inner = std::mem::replace(&mut reply.body, ResponseBody::Empty);
+        reply.body = ResponseBody::Hooked(Box::new(Hooked {
+            inner,
+            ctx,
+            run,
+            logged: false,
+        }));
+    }
+    reply
+}
+
+/// A response body that runs `body_filter` on each chunk and `log` once it ends (or is
+/// dropped: a client that goes away still gets its request logged).
+pub struct Hooked {
+    inner: ResponseBody,
+    ctx: Ctx,
+    run: Run,
+    logged: bool,
+}
+
+impl Hooked {
+    fn log(&mut self) {
+        if !self.logged {
+            self.logged = true;
+            self.run.log(&mut self.ctx);
+        }
+    }
+
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, crate::body::BoxError>>> {
+        if self.logged {
+            return Poll::Ready(None);
+        }
+        match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(mut data) => {
+                    self.run.body_filter(&mut self.ctx, &mut data, false);
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Err(other) => Poll::Ready(Some(Ok(other))),
+            },
+            Some(Err(e)) => {
+                self.log();
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                let mut last = Bytes::new();
+                self.run.body_filter(&mut self.ctx, &mut last, true);
+                self.log();
+                Poll::Ready((!last.is_empty()).then(|| Ok(Frame::data(last))))
+            }
+        }
+    }
+
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.logged
+    }
+
+    pub(crate) fn size_hint(&self) -> SizeHint {
+        if self.run.has_body_filter() {
+            SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
+    }
+}
+
+impl Drop for Hooked {
+    fn drop(&mut self) {
+        self.log();
+    }
+}
