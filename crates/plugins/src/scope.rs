@@ -220,3 +220,286 @@ impl Plugins {
         Chain::new(entries)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::handler::{Handler, Phase, Phases, PluginError};
+    use crate::pdk::{Ctx, Exit, Request, Scheme};
+    use http::{HeaderName, HeaderValue, Method, StatusCode, Version};
+    use serde_json::{Value, json};
+    use silverback_model::schema::Record;
+    use std::collections::BTreeMap;
+    use std::sync::LazyLock;
+
+    /// Appends `config.tag` to the request's `x-order` header; exits with `config.exit`.
+    struct Tag(Value);
+
+    impl Handler for Tag {
+        fn access<'a>(&'a self, ctx: &'a mut Ctx) -> Phase<'a> {
+            match self.0["tag"].as_str() {
+                Some("panic") => panic!("boom"),
+                Some("fail") => return Err(PluginError::internal("broken")).into(),
+                _ => {}
+            }
+            let mut order = ctx
+                .request
+                .header("x-order")
+                .unwrap_or_default()
+                .to_string();
+            order.push_str(self.0["tag"].as_str().unwrap_or("?"));
+            ctx.request.set_header(
+                HeaderName::from_static("x-order"),
+                HeaderValue::from_str(&order).unwrap(),
+            );
+            match self.0["exit"].as_u64() {
+                Some(code) => Exit::empty(StatusCode::from_u16(code as u16).unwrap()).into(),
+                None => Phase::CONTINUE,
+            }
+        }
+    }
+
+    fn def(name: &'static str, priority: i32, no_consumer: bool) -> PluginDef {
+        PluginDef {
+            name,
+            priority,
+            protocols: &["http", "https"],
+            no_consumer,
+            no_route: false,
+            no_service: false,
+            config: || Record::new(vec![]),
+            phases: Phases::ACCESS,
+            build: |c| Ok(Arc::new(Tag(c.clone()))),
+            index: None,
+        }
+    }
+
+    static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+        Registry::new(vec![
+            def("low", 10, false),
+            def("high", 1000, false),
+            def("same-a", 500, false),
+            def("same-b", 500, false),
+            def("auth", 2000, true),
+        ])
+    });
+
+    const ROUTE: &str = "00000000-0000-0000-0000-00000000000a";
+    const SERVICE: &str = "00000000-0000-0000-0000-00000000000b";
+    const CONSUMER: &str = "00000000-0000-0000-0000-00000000000c";
+
+    fn plugin(n: u32, name: &str, tag: &str, scope: &[(&str, &str)]) -> Value {
+        let mut p = json!({
+            "id": format!("00000000-0000-0000-0001-{n:012}"),
+            "name": name, "config": {"tag": tag}, "protocols": ["http"], "enabled": true,
+            "route": null, "service": null, "consumer": null,
+        });
+        for (k, v) in scope {
+            p[*k] = json!({"id": v});
+        }
+        p
+    }
+
+    fn config(plugins: Vec<Value>) -> Config {
+        let mut rows = BTreeMap::new();
+        rows.insert(
+            "plugins",
+            plugins
+                .into_iter()
+                .map(|p| p.as_object().unwrap().clone())
+                .collect(),
+        );
+        rows.insert(
+            "consumers",
+            vec![
+                json!({"id": CONSUMER, "username": "c"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ],
+        );
+        Config::from_rows(rows)
+    }
+
+    fn ctx(plugins: &Plugins) -> Ctx {
+        Ctx::new(
+            Request::new(
+                Method::GET,
+                Scheme::Http,
+                Version::HTTP_11,
+                None,
+                Default::default(),
+                http::uri::PathAndQuery::from_static("/"),
+            ),
+            [127, 0, 0, 1].into(),
+            [127, 0, 0, 1].into(),
+            HeaderValue::from_static("rid"),
+            std::time::Instant::now(),
+            plugins.directory.clone(),
+        )
+    }
+
+    fn uuid(s: &str) -> Option<Uuid> {
+        s.parse().ok()
+    }
+
+    async fn run(plugins: &mut Plugins, consumer: bool) -> (String, Option<Exit>) {
+        let chain = plugins.chain(uuid(ROUTE), uuid(SERVICE));
+        let mut ctx = ctx(plugins);
+        if consumer {
+            let c = plugins
+                .directory
+                .consumer(&uuid(CONSUMER).unwrap())
+                .cloned();
+            ctx.authenticate(c, None);
+        }
+        let (_, exit) = chain.access(&mut ctx).await;
+        let order = ctx
+            .request
+            .header("x-order")
+            .unwrap_or_default()
+            .to_string();
+        (order, exit)
+    }
+
+    #[tokio::test]
+    async fn priority_order_with_name_tie_break() {
+        let cfg = config(vec![
+            plugin(1, "low", "L", &[]),
+            plugin(2, "same-a", "A", &[]),
+            plugin(3, "high", "H", &[]),
+            plugin(4, "same-b", "B", &[]),
+        ]);
+        let mut p = Plugins::build(&cfg, &REGISTRY, None).unwrap();
+        // Equal priorities: Kong sorts by name, descending.
+        assert_eq!(run(&mut p, false).await.0, "HBAL");
+    }
+
+    #[tokio::test]
+    async fn scope_precedence_like_kong() {
+        let r = ("route", ROUTE);
+        let s = ("service", SERVICE);
+        let c = ("consumer", CONSUMER);
+        let all = vec![
+            plugin(1, "low", "global", &[]),
+            plugin(2, "low", "S", &[s]),
+            plugin(3, "low", "R", &[r]),
+            plugin(4, "low", "C", &[c]),
+            plugin(5, "low", "RS", &[r, s]),
+            plugin(6, "low", "SC", &[s, c]),
+            plugin(7, "low", "RC", &[r, c]),
+            plugin(8, "low", "RSC", &[r, s, c]),
+        ];
+        // Removing the winner each time walks Kong's order down.
+        let order_with_consumer = ["RSC", "RC", "SC", "RS", "C", "R", "S", "global"];
+        for i in 0..order_with_consumer.len() {
+            let rows: Vec<Value> = all
+                .iter()
+                .filter(|p| {
+                    !order_with_consumer[..i].contains(&p["config"]["tag"].as_str().unwrap())
+                })
+                .cloned()
+                .collect();
+            let mut p = Plugins::build(&config(rows), &REGISTRY, None).unwrap();
+            assert_eq!(
+                run(&mut p, true).await.0,
+                order_with_consumer[i],
+                "step {i}"
+            );
+        }
+        // Without a consumer, consumer-scoped configs never apply.
+        let mut p = Plugins::build(&config(all.clone()), &REGISTRY, None).unwrap();
+        assert_eq!(run(&mut p, false).await.0, "RS");
+        // A plugin that cannot be consumer-scoped ignores the consumer part.
+        let mut p = Plugins::build(
+            &config(vec![
+                plugin(1, "auth", "G", &[]),
+                plugin(2, "auth", "R", &[r]),
+            ]),
+            &REGISTRY,
+            None,
+        )
+        .unwrap();
+        assert_eq!(run(&mut p, true).await.0, "R");
+        // A route on another service falls back to the global config.
+        let other = p.chain(uuid("00000000-0000-0000-0000-0000000000ff"), uuid(SERVICE));
+        assert_eq!(other.names(), vec!["auth"]);
+    }
+
+    #[tokio::test]
+    async fn an_exit_stops_access_and_failures_become_500() {
+        let cfg = config(vec![
+            plugin(1, "high", "H", &[]),
+            plugin(2, "low", "L", &[]),
+        ]);
+        let mut cfg_exit = cfg.clone();
+        cfg_exit = cfg_exit.apply(&[silverback_model::Change::Upserted("plugins", {
+            let mut p = plugin(1, "high", "H", &[]);
+            p["config"]["exit"] = json!(403);
+            p.as_object().unwrap().clone()
+        })]);
+        let mut p = Plugins::build(&cfg_exit, &REGISTRY, None).unwrap();
+        let (order, exit) = run(&mut p, false).await;
+        assert_eq!(order, "H");
+        assert_eq!(exit.unwrap().status, 403);
+
+        for tag in ["panic", "fail"] {
+            let mut p = Plugins::build(
+                &config(vec![
+                    plugin(1, "high", tag, &[]),
+                    plugin(2, "low", "L", &[]),
+                ]),
+                &REGISTRY,
+                None,
+            )
+            .unwrap();
+            let (order, exit) = run(&mut p, false).await;
+            assert_eq!(order, "", "{tag}: later plugins do not run");
+            let exit = exit.unwrap();
+            assert_eq!(exit.status, 500);
+            assert!(
+                matches!(&exit.body, crate::ExitBody::Error(m) if m == "An unexpected error occurred")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unchanged_rows_keep_their_instances() {
+        let cfg = config(vec![
+            plugin(1, "high", "H", &[]),
+            plugin(2, "low", "L", &[]),
+        ]);
+        let first = Plugins::build(&cfg, &REGISTRY, None).unwrap();
+        let next_cfg = cfg.apply(&[silverback_model::Change::Upserted(
+            "plugins",
+            plugin(2, "low", "L2", &[]).as_object().unwrap().clone(),
+        )]);
+        let next = Plugins::build(&next_cfg, &REGISTRY, Some(&first)).unwrap();
+        let id = |n: u32| {
+            format!("00000000-0000-0000-0001-{n:012}")
+                .parse::<Uuid>()
+                .unwrap()
+        };
+        assert!(Arc::ptr_eq(
+            &first.instances[&id(1)].1,
+            &next.instances[&id(1)].1
+        ));
+        assert!(!Arc::ptr_eq(
+            &first.instances[&id(2)].1,
+            &next.instances[&id(2)].1
+        ));
+        assert!(Arc::ptr_eq(
+            &first
+                .directory
+                .consumer(&uuid(CONSUMER).unwrap())
+                .unwrap()
+                .row,
+            &next
+                .directory
+                .consumer(&uuid(CONSUMER).unwrap())
+                .unwrap()
+                .row
+        ));
+    }
+}
