@@ -74,6 +74,19 @@ services:
     https_redirect_status_code: 426
     request_buffering: true
     response_buffering: true
+    plugins:
+    - name: key-auth
+      enabled: true
+      protocols: [grpc, grpcs, http, https]
+      config:
+        key_names: [apikey]
+        hide_credentials: false
+        key_in_header: true
+        key_in_query: true
+        key_in_body: false
+        run_on_preflight: true
+        anonymous: null
+        realm: null
 - name: users
   host: users.internal
   port: 80
@@ -159,20 +172,24 @@ async fn deck_sync_diff_dump_reset_round_trip() {
     .unwrap();
     let (ok, out) = deck(&gw, token, &["sync", "-s", "kong.yml"]);
     assert!(ok, "{out}");
-    // 2 services, 2 routes, 2 consumers, 1 upstream, 2 targets, 1 certificate, 1 SNI.
-    assert_eq!(summary(&out), (11, 0, 0), "{out}");
+    // 2 services, 2 routes, 1 plugin, 2 consumers, 1 upstream, 2 targets, 1 certificate,
+    // 1 SNI.
+    assert_eq!(summary(&out), (12, 0, 0), "{out}");
     let (ok, out) = deck(&gw, token, &["diff", "-s", "kong.yml"]);
     assert!(ok, "{out}");
     assert_eq!(summary(&out), (0, 0, 0), "diff after sync:\n{out}");
 
-    // What decK wrote is live on the proxy.
+    // What decK wrote is live on the proxy, the route's key-auth included.
     let c = client();
     let url = gw.url("/billing/invoice");
     eventually(Duration::from_secs(5), "synced route live", || async {
-        get(&c, &url, &[]).await.status == 200
+        get(&c, &url, &[]).await.status == 401
     })
     .await;
-    assert_eq!(echo(&get(&c, &url, &[]).await).uri, "/bill/invoice");
+    assert_eq!(
+        get(&c, &url, &[]).await.json()["message"],
+        "No API key found in request"
+    );
     assert_eq!(
         names(&gw, "deck-t0ken", "snis", "name").await,
         ["example.test"]
@@ -233,7 +250,7 @@ async fn deck_sync_diff_dump_reset_round_trip() {
     // Restoring the dump gives back the same dump.
     let (ok, out) = deck(&gw, token, &["sync", "-s", "dump1.yaml"]);
     assert!(ok, "{out}");
-    assert_eq!(summary(&out), (11, 0, 0), "{out}");
+    assert_eq!(summary(&out), (12, 0, 0), "{out}");
     let (ok, out) = deck(&gw, token, &["dump", "-o", "dump2.yaml"]);
     assert!(ok, "{out}");
     let dump2 = std::fs::read_to_string(gw.dir.path().join("dump2.yaml")).unwrap();
