@@ -169,13 +169,21 @@ impl<'a, S: Store> Dao<'a, S> {
         }
     }
 
-    /// Resolves references and validates a complete row (defaults filled, checks run).
-    async fn prepare(&self, e: Entity, map: &mut Map) -> Result<(), AdminError> {
+    /// Resolves references, validates a complete row (defaults filled, checks run), then
+    /// applies the schema's write transformations (password hashing) to the fields `given` by
+    /// the client in this write.
+    async fn prepare(
+        &self,
+        e: Entity,
+        map: &mut Map,
+        given: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(), AdminError> {
         self.resolve_foreign(e.schema, map).await?;
         let v = Validator::new(self.now);
         e.schema
             .validate(&v, &self.ctx(), map)
-            .map_err(AdminError::Schema)
+            .map_err(AdminError::Schema)?;
+        e.schema.transform(map, given).map_err(AdminError::Schema)
     }
 
     /// Runs one store write and hands what it changed to the sink. Writes are serialized on
@@ -208,7 +216,7 @@ impl<'a, S: Store> Dao<'a, S> {
     /// Validates and stores a new row, without entity-specific steps (used for SNIs created
     /// alongside their certificate).
     pub async fn insert_row(&self, e: Entity, mut body: Map) -> Result<Map, AdminError> {
-        self.prepare(e, &mut body).await?;
+        self.prepare(e, &mut body, &|_| true).await?;
         let changes = self
             .write(self.st.store.insert(e.schema, body.clone()))
             .await?;
@@ -223,7 +231,7 @@ impl<'a, S: Store> Dao<'a, S> {
 
     /// POST: a new entity.
     pub async fn insert(&self, e: Entity, mut body: Map) -> Result<Map, AdminError> {
-        self.prepare(e, &mut body).await?;
+        self.prepare(e, &mut body, &|_| true).await?;
         let snis = certificates::take_names(e, &mut body, false)?;
         if let Some(names) = &snis {
             certificates::check_names_free(self, names, row_id(&body)).await?;
@@ -262,7 +270,8 @@ impl<'a, S: Store> Dao<'a, S> {
         };
         body.insert("id".into(), id.to_string().into());
         self.stamp(e.schema, &mut body, existing.as_ref());
-        self.prepare(e, &mut body).await?;
+        // A replacement is a whole new row: every field counts as given.
+        self.prepare(e, &mut body, &|_| true).await?;
         let snis = certificates::take_names(e, &mut body, true)?;
         if let Some(names) = &snis {
             certificates::check_names_free(self, names, Some(id)).await?;
@@ -287,6 +296,7 @@ impl<'a, S: Store> Dao<'a, S> {
             ("plugins", Some(name)) => self.st.plugins.schema(&name).map(|p| p.config),
             _ => None,
         };
+        let given: Vec<String> = patch.keys().cloned().collect();
         merge(&e.schema.record, &mut row, patch, plugin_config);
         // The identity of the row never changes through PATCH.
         for f in ["id", "created_at"] {
@@ -296,7 +306,9 @@ impl<'a, S: Store> Dao<'a, S> {
             };
         }
         self.stamp(e.schema, &mut row, Some(&existing));
-        self.prepare(e, &mut row).await?;
+        // Stored secrets are already hashed: only what the patch carries is transformed.
+        self.prepare(e, &mut row, &|f| given.iter().any(|g| g == f))
+            .await?;
         let snis = certificates::take_names(e, &mut row, false)?;
         if let Some(names) = &snis {
             certificates::check_names_free(self, names, row_id(&row)).await?;

@@ -203,6 +203,17 @@ pub struct Nest<'a> {
 }
 
 impl Nest<'_> {
+    /// The field naming a child within its parent, where that is not the endpoint key:
+    /// targets by their `target` within the upstream, acls by their `group` within the
+    /// consumer (Kong's `kong/plugins/acl/api.lua`).
+    fn named_by(&self) -> Option<&'static str> {
+        match self.child.ep.entity {
+            "targets" => Some("target"),
+            "acls" => Some("group"),
+            _ => None,
+        }
+    }
+
     async fn parent_id<S: Store>(&self, dao: &Dao<'_, S>) -> Result<Uuid, AdminError> {
         let row = dao.require(self.parent, self.parent_key).await?;
         row_id(&row).ok_or(AdminError::NotFound)
@@ -215,12 +226,11 @@ impl Nest<'_> {
         pid: Uuid,
         key: &str,
     ) -> Result<Map, AdminError> {
-        let row = if self.child.ep.entity == "targets" && as_uuid(key).is_none() {
-            // Targets are named by their `target` within the upstream.
+        let row = if let Some(field) = self.named_by().filter(|_| as_uuid(key).is_none()) {
             dao.list_all_for(self.child.schema, self.fk, pid)
                 .await?
                 .into_iter()
-                .find(|r| r.get("target").and_then(Value::as_str) == Some(key))
+                .find(|r| r.get(field).and_then(Value::as_str) == Some(key))
         } else {
             dao.select(self.child, key).await?
         };
@@ -288,6 +298,20 @@ pub async fn nested_put<S: Store>(
     }
     read_only(dao, "create or update", n.child, Some(key))?;
     let pid = n.parent_id(dao).await?;
+    if n.child.ep.entity == "acls" && as_uuid(key).is_none() {
+        // `PUT /consumers/{c}/acls/{group}`: the consumer's row for that group, or a new one.
+        let existing = n.child_row(dao, pid, key).await.ok();
+        let id = existing
+            .as_ref()
+            .and_then(row_id)
+            .unwrap_or_else(Uuid::new_v4);
+        let mut map = entity_body(dao, n.child, body, None)?;
+        map.entry("group")
+            .or_insert_with(|| Value::String(key.to_string()));
+        map.insert(n.fk.into(), json!({ "id": pid.to_string() }));
+        let row = dao.upsert(n.child, &id.to_string(), map, existing).await?;
+        return Ok(response::ok(&Value::Object(row)));
+    }
     put(dao, n.child, key, body, Some((n.fk, pid))).await
 }
 

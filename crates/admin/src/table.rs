@@ -72,6 +72,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
         ..ep("hmac-auths", "hmacauth_credentials")
     },
     ep("oauth2", "oauth2_credentials"),
+    // The oauth2 plugin's tokens (Kong generates their endpoints; authorization codes have
+    // none: `generate_admin_api = false`).
+    ep("oauth2_tokens", "oauth2_tokens"),
 ];
 
 /// An endpoint with its schema.

@@ -3,6 +3,10 @@
 //! Rows are kept as the JSON objects Kong's Admin API returns (all schema fields present, defaults
 //! filled); typed views are derived from them when a snapshot is compiled.
 
+use crate::entities::credentials::{
+    Acl, BasicAuthCredential, HmacAuthCredential, JwtSecret, KeyAuthCredential, OAuth2Credential,
+    OAuth2Token,
+};
 use crate::entities::{
     CaCertificate, Certificate, Consumer, ENTITIES, Plugin, Route, Service, Sni, Target, Upstream,
 };
@@ -207,6 +211,27 @@ impl Config {
     }
     pub fn ca_certificates(&self) -> Result<Vec<CaCertificate>, RowError> {
         self.typed("ca_certificates")
+    }
+    pub fn keyauth_credentials(&self) -> Result<Vec<KeyAuthCredential>, RowError> {
+        self.typed("keyauth_credentials")
+    }
+    pub fn basicauth_credentials(&self) -> Result<Vec<BasicAuthCredential>, RowError> {
+        self.typed("basicauth_credentials")
+    }
+    pub fn jwt_secrets(&self) -> Result<Vec<JwtSecret>, RowError> {
+        self.typed("jwt_secrets")
+    }
+    pub fn hmacauth_credentials(&self) -> Result<Vec<HmacAuthCredential>, RowError> {
+        self.typed("hmacauth_credentials")
+    }
+    pub fn acls(&self) -> Result<Vec<Acl>, RowError> {
+        self.typed("acls")
+    }
+    pub fn oauth2_credentials(&self) -> Result<Vec<OAuth2Credential>, RowError> {
+        self.typed("oauth2_credentials")
+    }
+    pub fn oauth2_tokens(&self) -> Result<Vec<OAuth2Token>, RowError> {
+        self.typed("oauth2_tokens")
     }
 
     /// MD5 over the entity names and the digests of their rows, in order: equal contents

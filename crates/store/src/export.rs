@@ -25,6 +25,10 @@ pub fn declarative(config: &Config) -> Value {
             continue;
         }
         let schema = silverback_model::entities::schema(entity);
+        // Runtime state (oauth2 tokens and codes) is not configuration: Kong's `db_export`.
+        if schema.is_some_and(|s| !s.db_export) {
+            continue;
+        }
         let list = rows
             .iter()
             .map(|row| {

@@ -71,7 +71,8 @@ pub fn load(doc: Value, ctx: &Context<'_>, now: i64) -> Result<Config, Declarati
         invalid.top("_transform", "expected a boolean");
     }
     for key in doc.keys() {
-        if !META_KEYS.contains(&key.as_str()) && crate::entities::schema(key).is_none() {
+        let declarable = crate::entities::schema(key).is_some_and(|s| s.db_export);
+        if !META_KEYS.contains(&key.as_str()) && !declarable {
             invalid.top(key, "unknown field");
         }
     }
@@ -80,10 +81,15 @@ pub fn load(doc: Value, ctx: &Context<'_>, now: i64) -> Result<Config, Declarati
         doc.get("_format_version").and_then(Value::as_str),
         Some("1.1" | "2.1")
     );
+    // `_transform: false`: secrets in the file are stored values (an export), not input to hash.
+    let transform = doc
+        .get("_transform")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     for meta in META_KEYS {
         doc.remove(meta);
     }
-    match walk::load_entities(doc, ctx, now, legacy_paths) {
+    match walk::load_entities(doc, ctx, now, legacy_paths, transform) {
         Ok(config) if invalid.is_empty() => Ok(config),
         Ok(_) => Err(DeclarativeError::Invalid(invalid)),
         Err(DeclarativeError::Invalid(entities)) => {

@@ -333,3 +333,131 @@ plugins:
         "{all}"
     );
 }
+
+const CREDENTIALS: &str = r#"
+consumers:
+- username: alice
+  keyauth_credentials:
+  - key: alice-key
+    ttl: 3600
+  - {}
+  basicauth_credentials:
+  - username: alice
+    password: s3cret
+  jwt_secrets:
+  - key: alice-iss
+    algorithm: HS512
+  hmacauth_credentials:
+  - username: alice-hmac
+  acls:
+  - group: admins
+  - group: users
+  oauth2_credentials:
+  - name: app
+    client_id: app-id
+    redirect_uris: [https://app.test/cb]
+- username: bob
+  acls:
+  - group: admins
+keyauth_credentials:
+- consumer: bob
+  key: bob-key
+"#;
+
+#[test]
+fn credentials_nest_under_consumers_in_every_format() {
+    for version in FORMAT_VERSIONS {
+        let text = format!("_format_version: \"{version}\"\n{CREDENTIALS}");
+        let c = load_yaml(&text).unwrap_or_else(|e| panic!("{version}: {e:?}"));
+        let consumers = c.consumers().unwrap();
+        let alice = consumers
+            .iter()
+            .find(|x| x.username.as_deref() == Some("alice"))
+            .unwrap()
+            .id;
+        let keys = c.keyauth_credentials().unwrap();
+        assert_eq!(keys.len(), 3);
+        assert!(
+            keys.iter()
+                .any(|k| k.key == "alice-key" && k.ttl == Some(3600))
+        );
+        let generated = keys
+            .iter()
+            .find(|k| k.key != "alice-key" && k.key != "bob-key")
+            .unwrap();
+        assert_eq!(generated.key.len(), 32);
+        assert_eq!(generated.consumer.id, alice);
+        let basic = &c.basicauth_credentials().unwrap()[0];
+        assert!(basic.password.starts_with("$argon2id$"), "hashed on load");
+        assert!(basic.verify("s3cret"));
+        // Kong's ids: v5 of the cache key.
+        assert_eq!(
+            basic.id,
+            ids::kong_id("basicauth_credentials", "basicauth_credentials:*:alice")
+        );
+        let acls = c.acls().unwrap();
+        assert_eq!(
+            acls.len(),
+            3,
+            "one group per consumer, shared names allowed"
+        );
+        assert!(
+            acls.iter()
+                .any(|a| a.id == ids::kong_id("acls", &format!("acls:*:{alice}:admins")))
+        );
+        assert_eq!(c.jwt_secrets().unwrap()[0].algorithm, "HS512");
+        assert_eq!(c.hmacauth_credentials().unwrap()[0].secret.len(), 32);
+        let app = &c.oauth2_credentials().unwrap()[0];
+        assert_eq!(app.client_id, "app-id");
+        assert!(!app.hash_secret);
+    }
+}
+
+#[test]
+fn transform_false_keeps_stored_secrets() {
+    let sha1 = "6d1e8f3f1c3a7d0c4f2e9b8a7c6d5e4f3a2b1c0d";
+    let text = format!(
+        r#"
+_format_version: "3.0"
+_transform: false
+consumers:
+- username: alice
+  basicauth_credentials:
+  - username: alice
+    password: {sha1}
+"#
+    );
+    let c = load_yaml(&text).unwrap();
+    assert_eq!(c.basicauth_credentials().unwrap()[0].password, sha1);
+}
+
+#[test]
+fn credential_errors_and_runtime_entities() {
+    let e = errors(
+        r#"
+_format_version: "3.0"
+consumers:
+- username: alice
+  basicauth_credentials:
+  - username: dup
+    password: a
+  - username: dup
+    password: b
+  acls:
+  - group: g
+  - group: g
+oauth2_tokens:
+- expires_in: 5
+"#,
+    );
+    let text = e.join("\n");
+    assert!(text.contains("oauth2_tokens: unknown field"), "{text}");
+    assert!(
+        text.contains("uniqueness violation: 'basicauth_credentials' entity with username set to 'dup' already declared"),
+        "{text}"
+    );
+    assert!(
+        text.contains("uniqueness violation: 'acls' entity with primary key set to"),
+        "{text}"
+    );
+}

@@ -3,7 +3,7 @@
 use super::errors::{DeclarativeError, EntityErrors, InvalidConfig};
 use super::ids::{self, Fallback};
 use crate::Config;
-use crate::entities::{Context, ENTITIES, EntitySchema};
+use crate::entities::{Context, EntitySchema};
 use crate::schema::{FieldErrors, Kind, Map, Validator};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -36,10 +36,11 @@ pub(super) fn load_entities(
     ctx: &Context<'_>,
     now: i64,
     legacy_paths: bool,
+    transform: bool,
 ) -> Result<Config, DeclarativeError> {
     let mut nodes = Vec::new();
     let mut invalid = InvalidConfig::default();
-    for schema in ENTITIES.iter() {
+    for schema in crate::entities::exported() {
         if let Some(v) = doc.get(schema.name) {
             collect(schema, v, &[], None, &mut nodes, &mut invalid);
         }
@@ -54,7 +55,11 @@ pub(super) fn load_entities(
     resolve_references(&mut nodes);
     let validator = Validator::new(now);
     for node in &mut nodes {
-        if let Err(e) = node.schema.validate(&validator, ctx, &mut node.map) {
+        let mut result = node.schema.validate(&validator, ctx, &mut node.map);
+        if result.is_ok() && transform {
+            result = node.schema.transform(&mut node.map, &|_| true);
+        }
+        if let Err(e) = result {
             for (k, v) in e.0 {
                 node.errors.0.entry(k).or_insert(v);
             }
@@ -84,9 +89,7 @@ pub(super) fn load_entities(
 
 /// Entity types that may be nested under `parent` (those with a reference to it).
 fn children_of(parent: &str) -> impl Iterator<Item = (&'static EntitySchema, &'static str)> + '_ {
-    ENTITIES
-        .iter()
-        .filter_map(move |c| ids::child_key(c, parent).map(|k| (c, k)))
+    crate::entities::exported().filter_map(move |c| ids::child_key(c, parent).map(|k| (c, k)))
 }
 
 fn collect(

@@ -68,6 +68,8 @@ pub(super) fn schema() -> EntitySchema {
         }]),
         before: None,
         after: Some(set_digest),
+        db_export: true,
+        transform: None,
     }
 }
 

@@ -81,10 +81,10 @@ pub(super) fn schema() -> EntitySchema {
         ("cert", Field::string().required().custom(check_certificate)),
         (
             "key",
-            Field::string().required().sensitive().custom(check_key),
+            Field::string().required().encrypted().custom(check_key),
         ),
         ("cert_alt", Field::string().custom(check_certificate)),
-        ("key_alt", Field::string().sensitive().custom(check_key)),
+        ("key_alt", Field::string().encrypted().custom(check_key)),
         ("tags", typedefs::tags()),
         ("snis", Field::array(typedefs::wildcard_host()).transient()),
     ])
@@ -117,6 +117,8 @@ pub(super) fn schema() -> EntitySchema {
         record,
         before: None,
         after: Some(drop_transient_snis),
+        db_export: true,
+        transform: None,
     }
 }
 

@@ -33,5 +33,7 @@ pub(super) fn schema() -> EntitySchema {
         ])]),
         before: None,
         after: None,
+        db_export: true,
+        transform: None,
     }
 }

@@ -4,6 +4,7 @@
 mod ca_certificates;
 mod certificates;
 mod consumers;
+pub mod credentials;
 mod plugins;
 mod routes;
 mod services;
@@ -40,6 +41,11 @@ pub struct Context<'a> {
 /// Entity-specific steps around the generic record validation.
 pub type Hook = fn(&Validator, &Context<'_>, &mut Map, &mut FieldErrors);
 
+/// Kong's write `transformations` (hashing a basic-auth password, an oauth2 client secret):
+/// run on a validated row that a client wrote, `given` telling which fields the write itself
+/// carried (all of them for inserts and replacements, the patch's for updates).
+pub type Transform = fn(&mut Map, &dyn Fn(&str) -> bool, &mut FieldErrors);
+
 /// An entity type: Kong's schema plus the steps Kong runs in code around it.
 pub struct EntitySchema {
     /// Kong's name, also the Admin API collection and the declarative key (`services`).
@@ -53,6 +59,11 @@ pub struct EntitySchema {
     pub before: Option<Hook>,
     /// Checks that depend on other values (route protocols, plugin configs) after validation.
     pub after: Option<Hook>,
+    /// Kong's `db_export`: false for runtime state (oauth2 tokens and codes), which is neither
+    /// exported nor read from declarative files.
+    pub db_export: bool,
+    /// Write transformations; see [`Transform`].
+    pub transform: Option<Transform>,
 }
 
 impl EntitySchema {
@@ -71,6 +82,24 @@ impl EntitySchema {
         if let Some(after) = self.after {
             after(v, ctx, map, &mut errors);
         }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Applies the write transformations to a validated row (see [`Transform`]).
+    pub fn transform(
+        &self,
+        map: &mut Map,
+        given: &dyn Fn(&str) -> bool,
+    ) -> Result<(), FieldErrors> {
+        let Some(t) = self.transform else {
+            return Ok(());
+        };
+        let mut errors = FieldErrors::default();
+        t(map, given, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -113,8 +142,21 @@ pub static ENTITIES: LazyLock<Vec<EntitySchema>> = LazyLock::new(|| {
         upstreams::schema(),
         targets::schema(),
         plugins::schema(),
+        credentials::keyauth::schema(),
+        credentials::basicauth::schema(),
+        credentials::jwt::schema(),
+        credentials::hmacauth::schema(),
+        credentials::acls::schema(),
+        credentials::oauth2::credentials_schema(),
+        credentials::oauth2::authorization_codes_schema(),
+        credentials::oauth2::tokens_schema(),
     ]
 });
+
+/// The entity types a declarative file may hold and an export writes (Kong's `db_export`).
+pub fn exported() -> impl Iterator<Item = &'static EntitySchema> {
+    ENTITIES.iter().filter(|e| e.db_export)
+}
 
 /// The schema of an entity type by Kong's name.
 pub fn schema(name: &str) -> Option<&'static EntitySchema> {

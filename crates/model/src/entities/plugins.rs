@@ -77,6 +77,8 @@ pub(super) fn schema() -> EntitySchema {
         ]),
         before: None,
         after: Some(validate_config),
+        db_export: true,
+        transform: None,
     }
 }
 

@@ -141,6 +141,8 @@ pub(super) fn schema() -> EntitySchema {
         record,
         before: Some(grpc_defaults),
         after: Some(protocol_rules),
+        db_export: true,
+        transform: None,
     }
 }
 

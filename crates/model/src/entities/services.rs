@@ -86,6 +86,8 @@ pub(super) fn schema() -> EntitySchema {
         record,
         before: Some(expand_url),
         after: None,
+        db_export: true,
+        transform: None,
     }
 }
 

@@ -42,6 +42,8 @@ pub(super) fn schema() -> EntitySchema {
         ]),
         before: Some(add_default_port),
         after: None,
+        db_export: true,
+        transform: None,
     }
 }
 

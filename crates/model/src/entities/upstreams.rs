@@ -296,6 +296,8 @@ pub(super) fn schema() -> EntitySchema {
         record,
         before: Some(algorithm_shorthands),
         after: None,
+        db_export: true,
+        transform: None,
     }
 }
 

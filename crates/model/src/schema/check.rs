@@ -38,6 +38,8 @@ pub enum Matcher {
     /// No element is one of these.
     ElementsNotOneOf(Vec<&'static str>),
     LenEq(usize),
+    /// Non-null and accepted by this check (Kong's `required = true, custom_validator = f`).
+    Validated(CustomCheck),
 }
 
 /// A check across fields of a record.
@@ -290,6 +292,13 @@ impl Matcher {
                     Err(format!("must not be one of: {}", opts.join(", ")))
                 } else {
                     Ok(())
+                }
+            }
+            Matcher::Validated(check) => {
+                if v.is_null() {
+                    Err("required field missing".into())
+                } else {
+                    check(v)
                 }
             }
             Matcher::LenEq(n) => {

@@ -65,7 +65,7 @@ impl Field {
             ("uuid", self.uuid),
             ("timestamp", self.timestamp),
             ("transient", self.transient),
-            ("encrypted", self.sensitive),
+            ("encrypted", self.encrypted),
         ];
         for (name, on) in flags {
             if on {

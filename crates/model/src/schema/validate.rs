@@ -70,6 +70,9 @@ impl Validator {
                     _ => Value::from(self.now),
                 };
             }
+            if matches!(field.kind, Kind::String) {
+                return Value::String(random_string());
+            }
         }
         match &field.default {
             Some(v) => v.clone(),
@@ -219,6 +222,17 @@ impl Validator {
         }
         Ok(())
     }
+}
+
+/// Kong's `random_string()`: 32 characters from `[A-Za-z0-9]`, drawn from the thread's CSPRNG
+/// (ChaCha seeded by the operating system), about 190 bits.
+pub fn random_string() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
 }
 
 /// Integers may arrive as integral floats (`5.0`), as Lua sees them.

@@ -18,11 +18,18 @@ pub struct Migration {
 }
 
 /// Every migration this build knows, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "001_core",
-    sql: include_str!("migrations/001_core.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "001_core",
+        sql: include_str!("migrations/001_core.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "002_credentials",
+        sql: include_str!("migrations/002_credentials.sql"),
+    },
+];
 
 /// The table that records applied migrations.
 const CREATE_META: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -233,10 +240,20 @@ mod tests {
     fn state_of_reports_pending_and_unknown() {
         let fresh = state_of(&[]);
         assert!(fresh.needs_bootstrap() && !fresh.is_up_to_date());
-        assert_eq!(fresh.pending, vec!["001_core".to_string()]);
-        let done = state_of(&[(1, "001_core".into())]);
+        assert_eq!(
+            fresh.pending,
+            vec!["001_core".to_string(), "002_credentials".to_string()]
+        );
+        let older = state_of(&[(1, "001_core".into())]);
+        assert_eq!(older.pending, vec!["002_credentials".to_string()]);
+        assert!(!older.is_up_to_date() && !older.needs_bootstrap());
+        let done = state_of(&[(1, "001_core".into()), (2, "002_credentials".into())]);
         assert!(done.is_up_to_date());
-        let newer = state_of(&[(1, "001_core".into()), (99, "099_future".into())]);
+        let newer = state_of(&[
+            (1, "001_core".into()),
+            (2, "002_credentials".into()),
+            (99, "099_future".into()),
+        ]);
         assert_eq!(newer.unknown, vec!["099_future".to_string()]);
         assert!(!newer.is_up_to_date() && !newer.needs_bootstrap());
     }

@@ -73,7 +73,7 @@ pub(super) async fn get_by(
         Some(c) => {
             let sql = format!(
                 "SELECT data FROM {t} WHERE {} = ? ORDER BY id LIMIT 1",
-                c.name
+                c.ident
             );
             sqlx::query_scalar(AssertSqlSafe(sql))
                 .bind(value)
@@ -120,7 +120,7 @@ pub(super) async fn list(
                     table.name()
                 ))
             })?;
-        sql.push_str(&format!(" AND {} = ?", column.name));
+        sql.push_str(&format!(" AND {} = ?", column.ident));
         binds.push(parent_id.to_string());
     }
     match &query.tags {

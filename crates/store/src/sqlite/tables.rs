@@ -29,6 +29,8 @@ pub(crate) enum ColumnKind {
 pub(crate) struct Column {
     pub field: &'static str,
     pub name: String,
+    /// The name quoted for SQL (`"group"` is a keyword).
+    pub ident: String,
     pub kind: ColumnKind,
     /// `SELECT id FROM t WHERE col = ? AND id <> ? LIMIT 1`, for unique columns.
     pub conflict: String,
@@ -110,11 +112,13 @@ impl Table {
         let t = schema.name;
         let mut columns: Vec<Column> = Vec::new();
         let mut add = |field: &'static str, name: String, kind: ColumnKind| {
-            let conflict = format!("SELECT id FROM {t} WHERE {name} = ? AND id <> ? LIMIT 1");
-            let rows_with = format!("SELECT id FROM {t} WHERE {name} = ? ORDER BY id");
+            let ident = format!("\"{name}\"");
+            let conflict = format!("SELECT id FROM {t} WHERE {ident} = ? AND id <> ? LIMIT 1");
+            let rows_with = format!("SELECT id FROM {t} WHERE {ident} = ? ORDER BY id");
             columns.push(Column {
                 field,
                 name,
+                ident,
                 kind,
                 conflict,
                 rows_with,
@@ -147,7 +151,7 @@ impl Table {
         } else {
             Vec::new()
         };
-        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = columns.iter().map(|c| c.ident.as_str()).collect();
         let mut all = vec!["id", "data", "created_at"];
         all.extend(&names);
         let marks = vec!["?"; all.len()].join(", ");
@@ -170,8 +174,8 @@ impl Table {
                         // Matches the expressions of the unique index, so the index is used.
                         ColumnKind::Foreign {
                             required: false, ..
-                        } => format!("COALESCE({}, '') = COALESCE(?, '')", c.name),
-                        _ => format!("{} = ?", c.name),
+                        } => format!("COALESCE({}, '') = COALESCE(?, '')", c.ident),
+                        _ => format!("{} = ?", c.ident),
                     }
                 })
                 .collect();

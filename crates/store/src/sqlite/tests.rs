@@ -109,7 +109,10 @@ async fn migrate_is_idempotent_reset_starts_over_and_newer_schemas_are_refused()
     let state = db.schema_state().await.unwrap();
     assert!(state.needs_bootstrap());
     assert_eq!(state.pending.len(), MIGRATIONS.len());
-    assert_eq!(db.migrate().await.unwrap(), vec!["001_core"]);
+    assert_eq!(
+        db.migrate().await.unwrap(),
+        vec!["001_core", "002_credentials"]
+    );
     assert!(db.migrate().await.unwrap().is_empty());
     assert!(db.schema_state().await.unwrap().is_up_to_date());
 
