@@ -372,10 +372,11 @@ async fn proxy(
             .set_read_body(plugins::body_for_plugins(&req.body));
         plugins::enter_route(&mut ctx, route, captures.as_ref());
         let (run, exit) = route.chain.access(&mut ctx).await;
+        // Made while the context still holds the request (its Accept picks the format).
+        let exit = exit.map(|e| plugins::exit_reply(conn, e, &ctx, started));
         plugins::give_back(&mut ctx, req);
-        let p = plugged.insert(Plugged { ctx, run });
-        if let Some(exit) = exit {
-            let reply = plugins::exit_reply(conn, exit, &p.ctx, started);
+        *plugged = Some(Plugged { ctx, run });
+        if let Some(reply) = exit {
             return Ok((reply, ResponseSource::Exit));
         }
     }
