@@ -257,3 +257,67 @@ async fn deck_sync_diff_dump_reset_round_trip() {
     assert_eq!(dump1, dump2);
     assert!(!gw.log_text().contains("deck-t0ken"));
 }
+
+/// decK 1.4 syncs, diffs and dumps consumer credentials through their Admin API endpoints
+/// (`/key-auths`, `/consumers/{c}/key-auth/{id}`, ...).
+#[tokio::test(flavor = "multi_thread")]
+async fn deck_syncs_consumer_credentials() {
+    let gw = Gateway::with_database().start();
+    let file = r#"_format_version: "1.1"
+consumers:
+- username: alice
+  keyauth_credentials:
+  - key: alice-key
+  basicauth_credentials:
+  - username: alice-basic
+    password: pw
+  hmacauth_credentials:
+  - username: alice-hmac
+    secret: hmac-secret
+  jwt_secrets:
+  - key: alice-iss
+    secret: jwt-secret
+    algorithm: HS256
+  acls:
+  - group: admins
+  oauth2_credentials:
+  - name: app
+    client_id: app-id
+    client_secret: app-secret
+    redirect_uris: [https://app.test/cb]
+- username: bob
+  acls:
+  - group: admins
+"#;
+    std::fs::write(gw.dir.path().join("creds.yml"), file).unwrap();
+    let (ok, out) = deck(&gw, None, &["sync", "-s", "creds.yml"]);
+    assert!(ok, "{out}");
+    // 2 consumers, 1 key, 1 basic-auth, 1 hmac, 1 jwt, 2 acls, 1 oauth2 app.
+    assert_eq!(summary(&out), (9, 0, 0), "{out}");
+    let (ok, out) = deck(&gw, None, &["diff", "-s", "creds.yml"]);
+    assert!(ok, "{out}");
+    assert_eq!(summary(&out), (0, 0, 0), "diff after sync:\n{out}");
+    let (ok, out) = deck(&gw, None, &["dump", "-o", "dump.yaml"]);
+    assert!(ok, "{out}");
+    let dump = std::fs::read_to_string(gw.dir.path().join("dump.yaml")).unwrap();
+    assert!(
+        dump.contains("$argon2id$"),
+        "passwords dump hashed:\n{dump}"
+    );
+    for want in [
+        "alice-key",
+        "alice-basic",
+        "alice-hmac",
+        "alice-iss",
+        "admins",
+        "app-id",
+    ] {
+        assert!(dump.contains(want), "{want} missing from the dump:\n{dump}");
+    }
+    let (ok, out) = deck(&gw, None, &["diff", "-s", "dump.yaml"]);
+    assert!(ok, "{out}");
+    assert_eq!(summary(&out), (0, 0, 0), "diff against the dump:\n{out}");
+    let (ok, out) = deck(&gw, None, &["reset", "--force"]);
+    assert!(ok, "{out}");
+    assert!(names(&gw, "", "key-auths", "key").await.is_empty());
+}

@@ -321,3 +321,81 @@ async fn start_with_sqlite_migrates_loads_and_reloads() {
         gw.log_text()
     );
 }
+
+const CREDENTIALS: &str = r#"
+_format_version: "3.0"
+_transform: false
+consumers:
+- username: alice
+  keyauth_credentials:
+  - key: alice-key
+  basicauth_credentials:
+  - username: alice
+    password: 6d1e8f3f1c3a7d0c4f2e9b8a7c6d5e4f3a2b1c0d
+  acls:
+  - group: admins
+  oauth2_credentials:
+  - name: app
+    client_id: app-id
+    client_secret: app-secret
+"#;
+
+/// Credentials go into the database and come back out in an export (a Kong sha1 password kept
+/// as it was, with `_transform: false`); oauth2 tokens, runtime state, never do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_export_keeps_credentials_but_not_oauth2_tokens() {
+    let dir = TempDir::new("export-creds");
+    let env = sqlite_env(&dir);
+    assert_eq!(cli(&env, &["migrations", "bootstrap"]).0, 0);
+    let file = write(&dir, "creds.yml", CREDENTIALS);
+    let (code, out) = cli(&env, &["config", "db_import", &file]);
+    assert_eq!(code, 0, "{out}");
+    // The oauth2 plugin would store tokens like this one.
+    let db = Sqlite::open(db_path(&dir)).await.unwrap();
+    let config = db.load().await.unwrap();
+    let app = config.oauth2_credentials().unwrap()[0].id;
+    let schema = silverback_model::entities::schema("oauth2_tokens").unwrap();
+    let mut token = serde_json::json!({"credential": {"id": app.to_string()}, "expires_in": 60})
+        .as_object()
+        .unwrap()
+        .clone();
+    let ctx = silverback_model::Context {
+        plugins: &silverback_model::entities::NoPlugins,
+    };
+    schema
+        .validate(
+            &silverback_model::schema::Validator::new(1),
+            &ctx,
+            &mut token,
+        )
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap().to_string();
+    db.insert(schema, token).await.unwrap();
+    db.close().await;
+
+    let (code, text) = cli(&env, &["config", "db_export", "-"]);
+    assert_eq!(code, 0, "{text}");
+    for want in [
+        "keyauth_credentials:",
+        "basicauth_credentials:",
+        "\"6d1e8f3f1c3a7d0c4f2e9b8a7c6d5e4f3a2b1c0d\"",
+        "acls:",
+        "oauth2_credentials:",
+        "\"app-secret\"",
+    ] {
+        assert!(text.contains(want), "{want} missing from {text}");
+    }
+    assert!(
+        !text.contains("oauth2_tokens") && !text.contains(&access),
+        "{text}"
+    );
+
+    let second = TempDir::new("export-creds-b");
+    let env2 = sqlite_env(&second);
+    assert_eq!(cli(&env2, &["migrations", "bootstrap"]).0, 0);
+    let exported = write(&second, "exported.yml", &text);
+    let (code, out) = cli(&env2, &["config", "db_import", &exported]);
+    assert_eq!(code, 0, "{out}");
+    let (_, again) = cli(&env2, &["config", "db_export", "-"]);
+    assert_eq!(again, text, "credentials survive the round trip unchanged");
+}
