@@ -300,6 +300,30 @@ async fn credentials_and_plugins_written_through_the_admin_api_are_live() {
     assert_eq!(e.headers["x-consumer-username"], "bob");
     assert_eq!(e.headers["x-credential-identifier"], cred.json()["id"]);
 
+    // A key with a ttl stops working when it runs out.
+    let short = gw
+        .admin(
+            "POST",
+            "/consumers/bob/key-auth",
+            json!({"key": "short-lived", "ttl": 2}),
+        )
+        .await;
+    assert_eq!(short.status, 201, "{}", short.text());
+    eventually(Duration::from_secs(5), "ttl key live", || async {
+        get(&c, &gw.url("/r"), &[("apikey", "short-lived")])
+            .await
+            .status
+            == 200
+    })
+    .await;
+    eventually(Duration::from_secs(6), "ttl key expired", || async {
+        get(&c, &gw.url("/r"), &[("apikey", "short-lived")])
+            .await
+            .status
+            == 401
+    })
+    .await;
+
     // Deleting the consumer takes its key with it.
     assert_eq!(
         gw.admin("DELETE", "/consumers/bob", Value::Null)

@@ -10,6 +10,7 @@ use http::{HeaderValue, Method, StatusCode};
 use schema::KeyAuthConfig;
 use serde_json::Value;
 use silverback_model::Row;
+use silverback_model::entities::credentials;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,7 +41,7 @@ pub(crate) fn definition() -> PluginDef {
 struct Credential {
     id: Uuid,
     consumer: Uuid,
-    /// `created_at + ttl` for keys with a ttl: later, the key is refused.
+    /// When a key with a `ttl` stops working.
     expires_at: Option<i64>,
     identifier: HeaderValue,
 }
@@ -63,14 +64,16 @@ fn build_index(rows: &[Arc<Row>]) -> Arc<dyn Any + Send + Sync> {
         ) else {
             continue;
         };
-        let ttl = row.get("ttl").and_then(Value::as_i64);
-        let created = row.get("created_at").and_then(Value::as_i64).unwrap_or(0);
+        let expires_at = credentials::expires_at(
+            row.get("created_at").and_then(Value::as_i64),
+            row.get("ttl").and_then(Value::as_i64),
+        );
         keys.0.insert(
             key.to_string(),
             Credential {
                 id,
                 consumer,
-                expires_at: ttl.map(|t| created + t),
+                expires_at,
                 identifier: HeaderValue::from_str(&id.to_string())
                     .unwrap_or_else(|_| HeaderValue::from_static("")),
             },
