@@ -31,14 +31,25 @@ done
 sleep 0.5
 bash "$shared/peers.sh" start
 
+# One route per plugin set under test, same service: the no-plugin route is the baseline the
+# plugin routes' added CPU is measured against. compare.py sends `apikey: bench-key` with every
+# request (the nginx+Lua peer checks it too).
 cat > "$work/kong.yml" <<YAML
 _format_version: "3.0"
+consumers:
+- username: bench
+  keyauth_credentials:
+  - key: bench-key
 services:
 - name: bench
   url: http://127.0.0.1:19000
   routes:
   - name: bench
     paths: [/]
+  - name: key-auth
+    paths: [/key-auth]
+    plugins:
+    - name: key-auth
 YAML
 
 SILVERBACK_PREFIX="$work/prefix" \
@@ -63,4 +74,22 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-python3 "$shared/compare.py" "$@" "silverback=$sb=http://127.0.0.1:$port/"
+python3 "$shared/compare.py" "$@" \
+  "silverback=$sb=http://127.0.0.1:$port/" \
+  "sb+key-auth=$sb=http://127.0.0.1:$port/key-auth" | tee "$work/out.txt"
+
+# The added CPU per request of each plugin route over the no-plugin route, and its throughput.
+python3 - "$work/out.txt" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) == 5 and f[1].replace('.', '').isdigit():
+        rows[f[0]] = (float(f[1]), float(f[3]))
+base = rows.get("silverback")
+if base:
+    for name, (rps, cpu) in rows.items():
+        if name.startswith("sb+"):
+            print(f"{name[3:]}: +{cpu - base[1]:.1f} us CPU per request over no plugin; "
+                  f"throughput {rps / base[0]:.2f}x of the no-plugin route")
+PY
