@@ -108,7 +108,7 @@ services:
   host: example.org
   protocol: gopher
 plugins:
-- name: key-auth
+- name: openid-connect
 routes:
 - name: orphan
   paths: [/o]
@@ -136,7 +136,7 @@ routes:
     // No plugins in this build: any plugin is refused, by name, at its place.
     let plugin_line = out
         .lines()
-        .find(|l| l.contains("plugin 'key-auth' is not available"))
+        .find(|l| l.contains("plugin 'openid-connect' is not available"))
         .unwrap_or_else(|| panic!("no plugin error in:\n{out}"));
     assert!(
         plugin_line.trim_start().starts_with("plugins[0]"),

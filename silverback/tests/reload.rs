@@ -32,7 +32,7 @@ fn config(steady: &Upstream, added: &Upstream, with_added: bool) -> String {
 /// Config A with two field errors and a plugin this build does not have.
 fn invalid_config(steady: &Upstream) -> String {
     format!(
-        "_format_version: \"3.0\"\nservices:\n- name: steady\n  host: {}\n  port: 99999\n  routes:\n  - name: steady-route\n    paths: [/steady]\n  - name: broken-route\n    paths: [nope]\nplugins:\n- name: key-auth\n",
+        "_format_version: \"3.0\"\nservices:\n- name: steady\n  host: {}\n  port: 99999\n  routes:\n  - name: steady-route\n    paths: [/steady]\n  - name: broken-route\n    paths: [nope]\nplugins:\n- name: openid-connect\n",
         steady.addr.ip()
     )
 }
@@ -173,7 +173,7 @@ async fn invalid_reload_is_refused_and_the_old_config_keeps_serving() {
     for line in [
         "services[0] (service 'steady'): port: value should be between 0 and 65535",
         "services[0].routes[1] (route 'broken-route'): paths[0]: should start with: / (fixed path) or ~/ (regex path)",
-        "plugin 'key-auth' is not available",
+        "plugin 'openid-connect' is not available",
         "not reloading",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
