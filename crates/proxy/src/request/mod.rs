@@ -119,7 +119,11 @@ pub async fn handle(mut req: ClientRequest<'_>, conn: &ConnInfo) -> Reply {
         ),
     };
     let reply = match plugged {
-        Some(p) => plugins::respond(conn, reply, source, p),
+        Some(mut p) => {
+            // The response phases read the request's headers too (Kong's `kong.request`).
+            p.ctx.request.headers = std::mem::take(&mut req.fields);
+            plugins::respond(conn, reply, source, p)
+        }
         // No route (or no access phase): global plugins still see the response.
         None if !snapshot.plugins.global.is_empty() => {
             let client_ip = client_ip(conn, &req);
@@ -362,6 +366,8 @@ async fn proxy(
     );
     let captures = m.captures;
 
+    // A plugin's limit on the body still to be read, and its answer once it is crossed.
+    let mut over_limit: Option<silverback_plugins::Exit> = None;
     if !route.chain.is_empty() {
         if route.chain.reads_body() {
             let body = std::mem::replace(&mut req.body, RequestBody::Empty);
@@ -372,13 +378,36 @@ async fn proxy(
             .set_read_body(plugins::body_for_plugins(&req.body));
         plugins::enter_route(&mut ctx, route, captures.as_ref());
         let (run, exit) = route.chain.access(&mut ctx).await;
+        let limit = ctx.request.take_body_limit();
         plugins::give_back(&mut ctx, req);
         let p = plugged.insert(Plugged { ctx, run });
         if let Some(exit) = exit {
             let reply = plugins::exit_reply(conn, exit, &p.ctx, started);
             return Ok((reply, ResponseSource::Exit));
         }
+        if let Some(limit) = limit {
+            let body = std::mem::replace(&mut req.body, RequestBody::Empty);
+            match body.limited(limit.max) {
+                Some(b) => {
+                    req.body = b;
+                    over_limit = Some(limit.exit);
+                }
+                None => {
+                    let reply = plugins::exit_reply(conn, limit.exit, &p.ctx, started);
+                    return Ok((reply, ResponseSource::Exit));
+                }
+            }
+        }
     }
+    // Crossing the limit while the body is read: the plugin's answer, not a gateway error.
+    let limit_exit = |err: ProxyError, plugged: &Option<Plugged>| match (err, plugged, &over_limit)
+    {
+        (ProxyError::BodyOverLimit, Some(p), Some(exit)) => Ok((
+            plugins::exit_reply(conn, exit.clone(), &p.ctx, started),
+            ResponseSource::Exit,
+        )),
+        (err, _, _) => Err(err),
+    };
     // Kong runs plugins on a route without a service (request-termination, say) first.
     let service = route.service.clone().ok_or(ProxyError::NoService)?;
     let target = upstream_target(&req.target, &upstream_path)?;
@@ -428,7 +457,10 @@ async fn proxy(
     }
 
     let body = std::mem::replace(&mut req.body, RequestBody::Empty);
-    let body = read_body(body, route.request_buffering, settings).await?;
+    let body = match read_body(body, route.request_buffering, settings).await {
+        Ok(b) => b,
+        Err(e) => return limit_exit(e, plugged),
+    };
     match body.known_len() {
         Some(0) if method_has_no_body(&req.method) => fields.remove("content-length"),
         Some(n) => fields.set(CONTENT_LENGTH, int_value(n)),
@@ -445,7 +477,10 @@ async fn proxy(
         },
     };
     let sent_at = Instant::now();
-    let resp = send_with_retries(conn, &service, &head, body).await?;
+    let resp = match send_with_retries(conn, &service, &head, body).await {
+        Ok(r) => r,
+        Err(e) => return limit_exit(e, plugged),
+    };
     let upstream_latency = sent_at.elapsed();
     let reply = finish_response(
         conn,
@@ -545,6 +580,7 @@ async fn read_body<'a>(
     .await
     .map_err(|e| match e {
         BufferError::Client(ClientBodyError::TooLarge) => ProxyError::BodyTooLarge,
+        BufferError::Client(ClientBodyError::OverLimit) => ProxyError::BodyOverLimit,
         BufferError::Client(e) => ProxyError::ClientBody(e.to_string()),
         BufferError::Io(e) => ProxyError::Internal(format!("buffering request body: {e}")),
     })
@@ -597,7 +633,9 @@ async fn send_with_retries(
             Ok(resp) => return Ok(resp),
             Err((e, sent)) => {
                 if let AttemptError::ClientBody(reason) = e {
-                    return Err(if reason.too_large {
+                    return Err(if reason.over_limit {
+                        ProxyError::BodyOverLimit
+                    } else if reason.too_large {
                         ProxyError::BodyTooLarge
                     } else {
                         ProxyError::ClientBody(reason.message)
