@@ -2,10 +2,14 @@
 //! the config record, `mod.rs` the handler.
 
 mod key_auth;
+mod request_termination;
 
 use crate::registry::PluginDef;
 
 /// Every plugin of this build.
 pub(crate) fn all() -> Vec<PluginDef> {
-    vec![key_auth::definition()]
+    vec![
+        key_auth::definition(),
+        request_termination::definition(),
+    ]
 }
