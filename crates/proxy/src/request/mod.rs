@@ -366,8 +366,9 @@ async fn proxy(
     );
     let captures = m.captures;
 
-    // A plugin's limit on the body still to be read, and its answer once it is crossed.
-    let mut over_limit: Option<silverback_plugins::Exit> = None;
+    // A plugin's limit on the body still to be read: its answer once the limit is crossed,
+    // in the format the client's Accept asks for.
+    let mut over_limit: Option<(silverback_plugins::Exit, Option<HeaderValue>)> = None;
     if !route.chain.is_empty() {
         if route.chain.reads_body() {
             let body = std::mem::replace(&mut req.body, RequestBody::Empty);
@@ -377,36 +378,37 @@ async fn proxy(
         ctx.request
             .set_read_body(plugins::body_for_plugins(&req.body));
         plugins::enter_route(&mut ctx, route, captures.as_ref());
-        let (run, exit) = route.chain.access(&mut ctx).await;
-        let limit = ctx.request.take_body_limit();
-        plugins::give_back(&mut ctx, req);
-        let p = plugged.insert(Plugged { ctx, run });
-        if let Some(exit) = exit {
-            let reply = plugins::exit_reply(conn, exit, &p.ctx, started);
-            return Ok((reply, ResponseSource::Exit));
-        }
-        if let Some(limit) = limit {
+        let (run, mut exit) = route.chain.access(&mut ctx).await;
+        if exit.is_none()
+            && let Some(limit) = ctx.request.take_body_limit()
+        {
             let body = std::mem::replace(&mut req.body, RequestBody::Empty);
             match body.limited(limit.max) {
                 Some(b) => {
                     req.body = b;
-                    over_limit = Some(limit.exit);
+                    over_limit = Some((limit.exit, ctx.request.headers.get_value("accept")));
                 }
-                None => {
-                    let reply = plugins::exit_reply(conn, limit.exit, &p.ctx, started);
-                    return Ok((reply, ResponseSource::Exit));
-                }
+                None => exit = Some(limit.exit),
             }
+        }
+        // The reply is made while the context still holds the request's headers.
+        let reply = exit.map(|exit| plugins::exit_reply(conn, exit, &ctx, started));
+        plugins::give_back(&mut ctx, req);
+        *plugged = Some(Plugged { ctx, run });
+        if let Some(reply) = reply {
+            return Ok((reply, ResponseSource::Exit));
         }
     }
     // Crossing the limit while the body is read: the plugin's answer, not a gateway error.
-    let limit_exit = |err: ProxyError, plugged: &Option<Plugged>| match (err, plugged, &over_limit)
-    {
-        (ProxyError::BodyOverLimit, Some(p), Some(exit)) => Ok((
-            plugins::exit_reply(conn, exit.clone(), &p.ctx, started),
-            ResponseSource::Exit,
-        )),
-        (err, _, _) => Err(err),
+    let limit_exit = |err: ProxyError| match (err, &over_limit) {
+        (ProxyError::BodyOverLimit, Some((exit, accept))) => {
+            let accept = accept.as_ref().and_then(|a| a.to_str().ok());
+            Ok((
+                plugins::exit_reply_for(conn, exit.clone(), accept, request_id, started),
+                ResponseSource::Exit,
+            ))
+        }
+        (err, _) => Err(err),
     };
     // Kong runs plugins on a route without a service (request-termination, say) first.
     let service = route.service.clone().ok_or(ProxyError::NoService)?;
@@ -459,7 +461,7 @@ async fn proxy(
     let body = std::mem::replace(&mut req.body, RequestBody::Empty);
     let body = match read_body(body, route.request_buffering, settings).await {
         Ok(b) => b,
-        Err(e) => return limit_exit(e, plugged),
+        Err(e) => return limit_exit(e),
     };
     match body.known_len() {
         Some(0) if method_has_no_body(&req.method) => fields.remove("content-length"),
@@ -479,7 +481,7 @@ async fn proxy(
     let sent_at = Instant::now();
     let resp = match send_with_retries(conn, &service, &head, body).await {
         Ok(r) => r,
-        Err(e) => return limit_exit(e, plugged),
+        Err(e) => return limit_exit(e),
     };
     let upstream_latency = sent_at.elapsed();
     let reply = finish_response(

@@ -97,13 +97,30 @@ pub(crate) fn body_for_plugins(body: &crate::body::RequestBody<'_>) -> PluginBod
 
 /// The reply for a plugin's exit, with the gateway's own headers.
 pub(crate) fn exit_reply(conn: &ConnInfo, exit: Exit, ctx: &Ctx, started: Instant) -> Reply {
+    exit_reply_for(
+        conn,
+        exit,
+        ctx.request.header("accept"),
+        &ctx.request_id,
+        started,
+    )
+}
+
+/// The reply for a plugin's exit, its error format chosen by `accept`.
+pub(crate) fn exit_reply_for(
+    conn: &ConnInfo,
+    exit: Exit,
+    accept: Option<&str>,
+    request_id: &HeaderValue,
+    started: Instant,
+) -> Reply {
     let mut reply = match exit.body {
         ExitBody::Error(message) => {
-            let mime = response::negotiate(ctx.request.header("accept"));
+            let mime = response::negotiate(accept);
             response::text(
                 exit.status,
                 mime,
-                response::error_body(mime, &message, ctx.request_id()),
+                response::error_body(mime, &message, request_id.to_str().unwrap_or_default()),
             )
         }
         ExitBody::Json(v) => {
@@ -132,7 +149,7 @@ pub(crate) fn exit_reply(conn: &ConnInfo, exit: Exit, ctx: &Ctx, started: Instan
     for (name, value) in exit.headers {
         reply.fields.set(name, value);
     }
-    add_gateway_headers(conn, &mut reply.fields, &ctx.request_id, started);
+    add_gateway_headers(conn, &mut reply.fields, request_id, started);
     reply
 }
 
