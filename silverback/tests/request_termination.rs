@@ -78,11 +78,18 @@ async fn statuses_messages_and_bodies_like_kong() {
     let r = get(&c, &gw.url("/default"), &[]).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json(), json!({"message": "Service unavailable"}));
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     assert!(r.header("server").is_some() && r.header("x-kong-request-id").is_some());
     // Also on a route without a service: plugins run before the service is needed.
     let r = get(&c, &gw.url("/serviceless"), &[]).await;
-    assert_eq!((r.status, r.json()), (503, json!({"message": "Service unavailable"})));
+    assert_eq!(
+        (r.status, r.json()),
+        (503, json!({"message": "Service unavailable"}))
+    );
 
     let r = get(&c, &gw.url("/notfound"), &[]).await;
     assert_eq!((r.status, r.json()), (404, json!({"message": "Not found"})));
@@ -114,7 +121,11 @@ async fn echo_and_trigger() {
         &c,
         "POST",
         &gw.url("/echo/status?hello=there&flag&d=1&d=2"),
-        &[("x-multi", "a"), ("x-multi", "b"), ("content-type", "application/json")],
+        &[
+            ("x-multi", "a"),
+            ("x-multi", "b"),
+            ("content-type", "application/json"),
+        ],
         Bytes::from_static(br#"{"k":"v"}"#),
     )
     .await;
@@ -127,7 +138,10 @@ async fn echo_and_trigger() {
     assert_eq!(req["scheme"], "http");
     assert_eq!(req["host"], "127.0.0.1");
     assert_eq!(req["port"], json!(gw.proxy.port()));
-    assert_eq!(req["query"], json!({"hello": "there", "flag": true, "d": ["1", "2"]}));
+    assert_eq!(
+        req["query"],
+        json!({"hello": "there", "flag": true, "d": ["1", "2"]})
+    );
     assert_eq!(req["headers"]["x-multi"], json!(["a", "b"]));
     assert_eq!(req["body"], json!({"k": "v"}));
     assert_eq!(req["raw_body"], r#"{"k":"v"}"#);
@@ -167,7 +181,10 @@ async fn admin_api_defaults_and_kongs_errors() {
             "trigger": null
         })
     );
-    assert_eq!(r.json()["protocols"], json!(["grpc", "grpcs", "http", "https"]));
+    assert_eq!(
+        r.json()["protocols"],
+        json!(["grpc", "grpcs", "http", "https"])
+    );
 
     let bad = |config: Value| {
         let gw = &gw;
