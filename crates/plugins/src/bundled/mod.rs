@@ -1,6 +1,7 @@
 //! Kong's bundled plugins, one module each (Kong's `kong/plugins/<name>/`): `schema.rs` holds
 //! the config record, `mod.rs` the handler.
 
+mod bot_detection;
 mod ip_restriction;
 mod key_auth;
 mod request_termination;
@@ -10,6 +11,7 @@ use crate::registry::PluginDef;
 /// Every plugin of this build.
 pub(crate) fn all() -> Vec<PluginDef> {
     vec![
+        bot_detection::definition(),
         ip_restriction::definition(),
         key_auth::definition(),
         request_termination::definition(),
