@@ -2,6 +2,7 @@
 //! the config record, `mod.rs` the handler.
 
 mod bot_detection;
+mod cors;
 mod ip_restriction;
 mod key_auth;
 mod request_termination;
@@ -12,6 +13,7 @@ use crate::registry::PluginDef;
 pub(crate) fn all() -> Vec<PluginDef> {
     vec![
         bot_detection::definition(),
+        cors::definition(),
         ip_restriction::definition(),
         key_auth::definition(),
         request_termination::definition(),
