@@ -161,6 +161,11 @@ impl<'a> RequestBody<'a> {
         }
     }
 
+    /// Whether the client waits for `100 Continue` before it sends the body.
+    pub fn expects_continue(&self) -> bool {
+        matches!(self, RequestBody::Stream(ClientStream::H1(b)) if b.expects_continue())
+    }
+
     /// The exact length when known up front (buffered bodies).
     pub fn known_len(&self) -> Option<u64> {
         match self {

@@ -54,6 +54,10 @@ pub struct Request {
     pub authority: Option<HeaderValue>,
     /// Fields as they will go upstream.
     pub headers: Fields,
+    /// What the hop-by-hop fields the proxy keeps out of `headers` said: the body came with
+    /// `Transfer-Encoding: chunked`, and the client sent `Expect: 100-continue`.
+    pub chunked: bool,
+    pub expects_continue: bool,
     target: PathAndQuery,
     target_changed: bool,
     body: Body,
@@ -85,6 +89,8 @@ impl Request {
             version,
             authority,
             headers,
+            chunked: false,
+            expects_continue: false,
             target,
             target_changed: false,
             body: Body::Unread,

@@ -34,7 +34,12 @@ pub(crate) fn new_ctx(
     request_id: &HeaderValue,
     started: Instant,
 ) -> Ctx {
-    let request = Request::new(
+    // An HTTP/1 body without Content-Length is chunked.
+    let chunked = req.version != http::Version::HTTP_2
+        && !matches!(req.body, crate::body::RequestBody::Empty)
+        && !req.fields.contains("content-length");
+    let expects_continue = req.body.expects_continue();
+    let mut request = Request::new(
         req.method.clone(),
         if conn.tls {
             Scheme::Https
@@ -46,6 +51,8 @@ pub(crate) fn new_ctx(
         std::mem::take(&mut req.fields),
         req.target.clone(),
     );
+    request.chunked = chunked;
+    request.expects_continue = expects_continue;
     Ctx::new(
         request,
         client_ip,
