@@ -5,6 +5,7 @@ mod bot_detection;
 mod cors;
 mod ip_restriction;
 mod key_auth;
+mod request_size_limiting;
 mod request_termination;
 
 use crate::registry::PluginDef;
@@ -16,6 +17,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         cors::definition(),
         ip_restriction::definition(),
         key_auth::definition(),
+        request_size_limiting::definition(),
         request_termination::definition(),
     ]
 }
