@@ -51,6 +51,8 @@ fn plugin_record<S>(st: &AdminState<S>, name: &str) -> Option<Record> {
             _ => {}
         }
     }
+    rec.checks
+        .extend(plugin.config.plugin_checks.iter().cloned());
     Some(rec)
 }
 

@@ -27,6 +27,9 @@ const FILE_CHUNK: usize = 64 * 1024;
 pub enum ClientBodyError {
     #[error("request body larger than client_max_body_size")]
     TooLarge,
+    /// Over a limit a plugin set (request-size-limiting).
+    #[error("request body larger than a plugin's limit")]
+    OverLimit,
     #[error("client stopped sending the request body")]
     Timeout,
     #[error("reading the request body: {0}")]
@@ -40,6 +43,13 @@ pub enum ClientStream<'a> {
         body: Incoming,
         seen: u64,
         /// `client_max_body_size`; 0 = unlimited.
+        max: u64,
+    },
+    /// A body a plugin limited: counted as it streams, failing with
+    /// [`ClientBodyError::OverLimit`] at the first byte past `max` (nothing more is read).
+    Limited {
+        inner: Box<ClientStream<'a>>,
+        seen: u64,
         max: u64,
     },
 }
@@ -68,6 +78,21 @@ impl Body for ClientStream<'_> {
                     frame.map(|f| f.map_err(|e| ClientBodyError::Read(e.to_string()).into())),
                 )
             }
+            ClientStream::Limited { inner, seen, max } => {
+                if *seen > *max {
+                    return Poll::Ready(Some(Err(ClientBodyError::OverLimit.into())));
+                }
+                let frame = ready!(Pin::new(&mut **inner).poll_frame(cx));
+                if let Some(Ok(f)) = &frame
+                    && let Some(d) = f.data_ref()
+                {
+                    *seen += d.len() as u64;
+                    if *seen > *max {
+                        return Poll::Ready(Some(Err(ClientBodyError::OverLimit.into())));
+                    }
+                }
+                Poll::Ready(frame)
+            }
         }
     }
 
@@ -75,6 +100,7 @@ impl Body for ClientStream<'_> {
         match self {
             ClientStream::H1(b) => b.is_end_stream(),
             ClientStream::Hyper { body, .. } => body.is_end_stream(),
+            ClientStream::Limited { inner, .. } => inner.is_end_stream(),
         }
     }
 
@@ -82,6 +108,7 @@ impl Body for ClientStream<'_> {
         match self {
             ClientStream::H1(b) => b.size_hint(),
             ClientStream::Hyper { body, .. } => body.size_hint(),
+            ClientStream::Limited { inner, .. } => inner.size_hint(),
         }
     }
 }
@@ -108,6 +135,20 @@ impl std::fmt::Debug for RequestBody<'_> {
 }
 
 impl<'a> RequestBody<'a> {
+    /// The body under a plugin's limit: `None` when it is known to be over it already; a
+    /// streaming body is counted as it is read.
+    pub fn limited(self, max: u64) -> Option<RequestBody<'a>> {
+        match self {
+            RequestBody::Stream(s) if s.size_hint().lower() > max => None,
+            RequestBody::Stream(s) => Some(RequestBody::Stream(ClientStream::Limited {
+                inner: Box::new(s),
+                seen: 0,
+                max,
+            })),
+            other => other.known_len().is_none_or(|n| n <= max).then_some(other),
+        }
+    }
+
     /// A fresh copy for another attempt, when the body is buffered.
     pub fn replay(&self) -> Option<RequestBody<'a>> {
         match self {
@@ -118,6 +159,11 @@ impl<'a> RequestBody<'a> {
             }
             RequestBody::Stream(..) => None,
         }
+    }
+
+    /// Whether the client waits for `100 Continue` before it sends the body.
+    pub fn expects_continue(&self) -> bool {
+        matches!(self, RequestBody::Stream(ClientStream::H1(b)) if b.expects_continue())
     }
 
     /// The exact length when known up front (buffered bodies).
@@ -198,6 +244,7 @@ pub async fn buffer<'a>(
             BufferError::Client(match client_error(&e) {
                 Some(ClientBodyError::TooLarge) => ClientBodyError::TooLarge,
                 Some(ClientBodyError::Timeout) => ClientBodyError::Timeout,
+                Some(ClientBodyError::OverLimit) => ClientBodyError::OverLimit,
                 _ => ClientBodyError::Read(e.to_string()),
             })
         })?;

@@ -23,6 +23,9 @@ pub enum ProxyError {
     Upstream(String),
     #[error("request body too large")]
     BodyTooLarge,
+    /// Over the limit a plugin set; answered with that plugin's response.
+    #[error("request body over a plugin's limit")]
+    BodyOverLimit,
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("client closed the request body: {0}")]
@@ -80,6 +83,11 @@ impl ProxyError {
                 Nginx,
             ),
             ProxyError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large", Nginx),
+            ProxyError::BodyOverLimit => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request size limit exceeded",
+                Gateway,
+            ),
             ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => {
                 (StatusCode::BAD_REQUEST, "Bad request", Nginx)
             }

@@ -137,5 +137,15 @@ fn validate_config(v: &Validator, ctx: &Context<'_>, map: &mut Map, errors: &mut
     v.process(plugin.config, obj, &mut config_errors);
     if !config_errors.is_empty() {
         errors.node("config", ErrorNode::Fields(config_errors));
+        return;
+    }
+    if let Some(check) = plugin.config.custom
+        && let Err(e) = check(config)
+    {
+        errors.field("config", e);
+        return;
+    }
+    for check in &plugin.config.plugin_checks {
+        check.run(map, errors);
     }
 }

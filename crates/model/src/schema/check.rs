@@ -317,10 +317,24 @@ impl Matcher {
     }
 }
 
+/// A field of `entity` by name, or by a dotted path into nested records (`config.allow`), as
+/// Kong's entity checks name them.
+fn lookup<'a>(entity: &'a Map, path: &str) -> Option<&'a Value> {
+    if let Some(v) = entity.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut v = entity.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_object()?.get(p)?;
+    }
+    Some(v)
+}
+
 impl EntityCheck {
     /// Runs the check; `failed` are fields that already have errors (their checks are skipped).
     pub fn run(&self, entity: &Map, errors: &mut FieldErrors) {
-        let get = |f: &str| entity.get(f);
+        let get = |f: &str| lookup(entity, f);
         let nonempty = |fs: &[&str]| fs.iter().filter(|f| is_nonempty(get(f))).count();
         match self {
             EntityCheck::AtLeastOneOf(fs) => {

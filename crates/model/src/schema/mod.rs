@@ -72,6 +72,12 @@ pub struct Field {
 pub struct Record {
     pub fields: Vec<(&'static str, Field)>,
     pub checks: Vec<EntityCheck>,
+    /// Kong's `custom_validator` on a record: runs on the whole value once its fields are
+    /// valid; the message is the record field's own error.
+    pub custom: Option<CustomCheck>,
+    /// For a plugin's `config`: the `entity_checks` Kong declares on the plugin entity, over
+    /// paths such as `config.allow`; they run on the whole plugin entity.
+    pub plugin_checks: Vec<EntityCheck>,
 }
 
 impl Record {
@@ -79,11 +85,25 @@ impl Record {
         Record {
             fields,
             checks: Vec::new(),
+            custom: None,
+            plugin_checks: Vec::new(),
         }
     }
 
     pub fn with_checks(mut self, checks: Vec<EntityCheck>) -> Self {
         self.checks = checks;
+        self
+    }
+
+    /// Kong's `custom_validator` of the record.
+    pub fn with_custom(mut self, check: CustomCheck) -> Self {
+        self.custom = Some(check);
+        self
+    }
+
+    /// Checks on the plugin entity that owns this `config` record (paths like `config.allow`).
+    pub fn with_plugin_checks(mut self, checks: Vec<EntityCheck>) -> Self {
+        self.plugin_checks = checks;
         self
     }
 

@@ -195,6 +195,11 @@ impl Validator {
                 if !errs.is_empty() {
                     return Err(ErrorNode::Fields(errs));
                 }
+                if let Some(check) = rec.custom
+                    && let Err(e) = check(v)
+                {
+                    return fail(e);
+                }
             }
             Kind::Foreign { .. } => {
                 // `{"id": "<uuid>"}`; references by name are resolved before validation.

@@ -6,7 +6,7 @@ mod request;
 mod response;
 
 pub use client::{ConsumerRef, CredentialRef, EntityRef, headers as consumer_headers};
-pub use request::{ArgValue, Body, BodyArgs, QueryValue, Request, Scheme};
+pub use request::{ArgValue, Body, BodyArgs, BodyLimit, QueryValue, Request, Scheme};
 pub use response::{Exit, ExitBody, Response, ResponseSource};
 
 use crate::directory::Directory;

@@ -54,10 +54,24 @@ pub struct Request {
     pub authority: Option<HeaderValue>,
     /// Fields as they will go upstream.
     pub headers: Fields,
+    /// What the hop-by-hop fields the proxy keeps out of `headers` said: the body came with
+    /// `Transfer-Encoding: chunked`, and the client sent `Expect: 100-continue`.
+    pub chunked: bool,
+    pub expects_continue: bool,
     target: PathAndQuery,
     target_changed: bool,
     body: Body,
     body_changed: bool,
+    body_limit: Option<BodyLimit>,
+}
+
+/// A limit on the size of a request body that streams in after `access` (one without a
+/// Content-Length): the proxy counts the bytes as they arrive, stops reading once there are
+/// more than `max`, and answers `exit` instead of proxying.
+#[derive(Debug, Clone)]
+pub struct BodyLimit {
+    pub max: u64,
+    pub exit: super::Exit,
 }
 
 impl Request {
@@ -75,10 +89,13 @@ impl Request {
             version,
             authority,
             headers,
+            chunked: false,
+            expects_continue: false,
             target,
             target_changed: false,
             body: Body::Unread,
             body_changed: false,
+            body_limit: None,
         }
     }
 
@@ -204,6 +221,18 @@ impl Request {
         } else {
             None
         }
+    }
+
+    /// Limits the body that is still to be read (the smallest limit of several wins).
+    pub fn limit_body(&mut self, max: u64, exit: super::Exit) {
+        if self.body_limit.as_ref().is_none_or(|l| max < l.max) {
+            self.body_limit = Some(BodyLimit { max, exit });
+        }
+    }
+
+    /// The limit plugins set, for the proxy to enforce.
+    pub fn take_body_limit(&mut self) -> Option<BodyLimit> {
+        self.body_limit.take()
     }
 
     /// The body's arguments by its content type (form, JSON object or multipart form), Kong's

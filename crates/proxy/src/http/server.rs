@@ -382,6 +382,11 @@ pub struct ClientBody<'a> {
 }
 
 impl ClientBody<'_> {
+    /// `Expect: 100-continue` and nothing read yet.
+    pub fn expects_continue(&self) -> bool {
+        self.continue_left > 0
+    }
+
     fn fail(&mut self, e: ClientBodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         Poll::Ready(Some(Err(Box::new(e))))
     }

@@ -119,7 +119,11 @@ pub async fn handle(mut req: ClientRequest<'_>, conn: &ConnInfo) -> Reply {
         ),
     };
     let reply = match plugged {
-        Some(p) => plugins::respond(conn, reply, source, p),
+        Some(mut p) => {
+            // The response phases read the request's headers too (Kong's `kong.request`).
+            p.ctx.request.headers = std::mem::take(&mut req.fields);
+            plugins::respond(conn, reply, source, p)
+        }
         // No route (or no access phase): global plugins still see the response.
         None if !snapshot.plugins.global.is_empty() => {
             let client_ip = client_ip(conn, &req);
@@ -362,6 +366,9 @@ async fn proxy(
     );
     let captures = m.captures;
 
+    // A plugin's limit on the body still to be read: its answer once the limit is crossed,
+    // in the format the client's Accept asks for.
+    let mut over_limit: Option<(silverback_plugins::Exit, Option<HeaderValue>)> = None;
     if !route.chain.is_empty() {
         if route.chain.reads_body() {
             let body = std::mem::replace(&mut req.body, RequestBody::Empty);
@@ -371,15 +378,38 @@ async fn proxy(
         ctx.request
             .set_read_body(plugins::body_for_plugins(&req.body));
         plugins::enter_route(&mut ctx, route, captures.as_ref());
-        let (run, exit) = route.chain.access(&mut ctx).await;
-        // Made while the context still holds the request (its Accept picks the format).
-        let exit = exit.map(|e| plugins::exit_reply(conn, e, &ctx, started));
+        let (run, mut exit) = route.chain.access(&mut ctx).await;
+        if exit.is_none()
+            && let Some(limit) = ctx.request.take_body_limit()
+        {
+            let body = std::mem::replace(&mut req.body, RequestBody::Empty);
+            match body.limited(limit.max) {
+                Some(b) => {
+                    req.body = b;
+                    over_limit = Some((limit.exit, ctx.request.headers.get_value("accept")));
+                }
+                None => exit = Some(limit.exit),
+            }
+        }
+        // The reply is made while the context still holds the request's headers.
+        let reply = exit.map(|exit| plugins::exit_reply(conn, exit, &ctx, started));
         plugins::give_back(&mut ctx, req);
         *plugged = Some(Plugged { ctx, run });
-        if let Some(reply) = exit {
+        if let Some(reply) = reply {
             return Ok((reply, ResponseSource::Exit));
         }
     }
+    // Crossing the limit while the body is read: the plugin's answer, not a gateway error.
+    let limit_exit = |err: ProxyError| match (err, &over_limit) {
+        (ProxyError::BodyOverLimit, Some((exit, accept))) => {
+            let accept = accept.as_ref().and_then(|a| a.to_str().ok());
+            Ok((
+                plugins::exit_reply_for(conn, exit.clone(), accept, request_id, started),
+                ResponseSource::Exit,
+            ))
+        }
+        (err, _) => Err(err),
+    };
     // Kong runs plugins on a route without a service (request-termination, say) first.
     let service = route.service.clone().ok_or(ProxyError::NoService)?;
     let target = upstream_target(&req.target, &upstream_path)?;
@@ -429,7 +459,10 @@ async fn proxy(
     }
 
     let body = std::mem::replace(&mut req.body, RequestBody::Empty);
-    let body = read_body(body, route.request_buffering, settings).await?;
+    let body = match read_body(body, route.request_buffering, settings).await {
+        Ok(b) => b,
+        Err(e) => return limit_exit(e),
+    };
     match body.known_len() {
         Some(0) if method_has_no_body(&req.method) => fields.remove("content-length"),
         Some(n) => fields.set(CONTENT_LENGTH, int_value(n)),
@@ -446,7 +479,10 @@ async fn proxy(
         },
     };
     let sent_at = Instant::now();
-    let resp = send_with_retries(conn, &service, &head, body).await?;
+    let resp = match send_with_retries(conn, &service, &head, body).await {
+        Ok(r) => r,
+        Err(e) => return limit_exit(e),
+    };
     let upstream_latency = sent_at.elapsed();
     let reply = finish_response(
         conn,
@@ -546,6 +582,7 @@ async fn read_body<'a>(
     .await
     .map_err(|e| match e {
         BufferError::Client(ClientBodyError::TooLarge) => ProxyError::BodyTooLarge,
+        BufferError::Client(ClientBodyError::OverLimit) => ProxyError::BodyOverLimit,
         BufferError::Client(e) => ProxyError::ClientBody(e.to_string()),
         BufferError::Io(e) => ProxyError::Internal(format!("buffering request body: {e}")),
     })
@@ -598,7 +635,9 @@ async fn send_with_retries(
             Ok(resp) => return Ok(resp),
             Err((e, sent)) => {
                 if let AttemptError::ClientBody(reason) = e {
-                    return Err(if reason.too_large {
+                    return Err(if reason.over_limit {
+                        ProxyError::BodyOverLimit
+                    } else if reason.too_large {
                         ProxyError::BodyTooLarge
                     } else {
                         ProxyError::ClientBody(reason.message)

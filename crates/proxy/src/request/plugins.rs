@@ -34,7 +34,12 @@ pub(crate) fn new_ctx(
     request_id: &HeaderValue,
     started: Instant,
 ) -> Ctx {
-    let request = Request::new(
+    // An HTTP/1 body without Content-Length is chunked.
+    let chunked = req.version != http::Version::HTTP_2
+        && !matches!(req.body, crate::body::RequestBody::Empty)
+        && !req.fields.contains("content-length");
+    let expects_continue = req.body.expects_continue();
+    let mut request = Request::new(
         req.method.clone(),
         if conn.tls {
             Scheme::Https
@@ -46,6 +51,8 @@ pub(crate) fn new_ctx(
         std::mem::take(&mut req.fields),
         req.target.clone(),
     );
+    request.chunked = chunked;
+    request.expects_continue = expects_continue;
     Ctx::new(
         request,
         client_ip,
@@ -97,13 +104,30 @@ pub(crate) fn body_for_plugins(body: &crate::body::RequestBody<'_>) -> PluginBod
 
 /// The reply for a plugin's exit, with the gateway's own headers.
 pub(crate) fn exit_reply(conn: &ConnInfo, exit: Exit, ctx: &Ctx, started: Instant) -> Reply {
+    exit_reply_for(
+        conn,
+        exit,
+        ctx.request.header("accept"),
+        &ctx.request_id,
+        started,
+    )
+}
+
+/// The reply for a plugin's exit, its error format chosen by `accept`.
+pub(crate) fn exit_reply_for(
+    conn: &ConnInfo,
+    exit: Exit,
+    accept: Option<&str>,
+    request_id: &HeaderValue,
+    started: Instant,
+) -> Reply {
     let mut reply = match exit.body {
         ExitBody::Error(message) => {
-            let mime = response::negotiate(ctx.request.header("accept"));
+            let mime = response::negotiate(accept);
             response::text(
                 exit.status,
                 mime,
-                response::error_body(mime, &message, ctx.request_id()),
+                response::error_body(mime, &message, request_id.to_str().unwrap_or_default()),
             )
         }
         ExitBody::Json(v) => {
@@ -132,7 +156,7 @@ pub(crate) fn exit_reply(conn: &ConnInfo, exit: Exit, ctx: &Ctx, started: Instan
     for (name, value) in exit.headers {
         reply.fields.set(name, value);
     }
-    add_gateway_headers(conn, &mut reply.fields, &ctx.request_id, started);
+    add_gateway_headers(conn, &mut reply.fields, request_id, started);
     reply
 }
 

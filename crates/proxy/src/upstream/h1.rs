@@ -227,6 +227,7 @@ fn encode_head(out: &mut Vec<u8>, head: &Head<'_>, body: &RequestBody<'_>) -> bo
 fn client_failure(e: &BoxError) -> Option<ClientFailure> {
     client_error(e).map(|c| ClientFailure {
         too_large: matches!(c, ClientBodyError::TooLarge),
+        over_limit: matches!(c, ClientBodyError::OverLimit),
         message: c.to_string(),
     })
 }

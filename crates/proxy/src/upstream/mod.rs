@@ -40,6 +40,8 @@ pub enum AttemptError {
 pub struct ClientFailure {
     /// Over `client_max_body_size`: the client gets 413.
     pub too_large: bool,
+    /// Over a plugin's limit: the client gets that plugin's answer.
+    pub over_limit: bool,
     pub message: String,
 }
 
