@@ -1,11 +1,13 @@
 //! Kong's bundled plugins, one module each (Kong's `kong/plugins/<name>/`): `schema.rs` holds
 //! the config record, `mod.rs` the handler.
 
+mod auth;
+mod basic_auth;
 mod key_auth;
 
 use crate::registry::PluginDef;
 
 /// Every plugin of this build.
 pub(crate) fn all() -> Vec<PluginDef> {
-    vec![key_auth::definition()]
+    vec![key_auth::definition(), basic_auth::definition()]
 }
