@@ -3,11 +3,16 @@
 
 mod auth;
 mod basic_auth;
+mod jwt;
 mod key_auth;
 
 use crate::registry::PluginDef;
 
 /// Every plugin of this build.
 pub(crate) fn all() -> Vec<PluginDef> {
-    vec![key_auth::definition(), basic_auth::definition()]
+    vec![
+        jwt::definition(),
+        key_auth::definition(),
+        basic_auth::definition(),
+    ]
 }
