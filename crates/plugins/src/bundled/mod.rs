@@ -3,6 +3,7 @@
 
 mod auth;
 mod basic_auth;
+mod hmac_auth;
 mod jwt;
 mod key_auth;
 
@@ -14,5 +15,6 @@ pub(crate) fn all() -> Vec<PluginDef> {
         jwt::definition(),
         key_auth::definition(),
         basic_auth::definition(),
+        hmac_auth::definition(),
     ]
 }
