@@ -1,6 +1,7 @@
 //! Kong's bundled plugins, one module each (Kong's `kong/plugins/<name>/`): `schema.rs` holds
 //! the config record, `mod.rs` the handler.
 
+mod acl;
 mod auth;
 mod basic_auth;
 mod hmac_auth;
@@ -16,5 +17,6 @@ pub(crate) fn all() -> Vec<PluginDef> {
         key_auth::definition(),
         basic_auth::definition(),
         hmac_auth::definition(),
+        acl::definition(),
     ]
 }
