@@ -1,9 +1,15 @@
 //! Kong's bundled plugins, one module each (Kong's `kong/plugins/<name>/`): `schema.rs` holds
-//! the config record, `mod.rs` the handler.
+//! the config record, `mod.rs` the handler. `auth.rs` holds what the authentication plugins
+//! share.
 
+mod acl;
+mod auth;
+mod basic_auth;
 mod bot_detection;
 mod cors;
+mod hmac_auth;
 mod ip_restriction;
+mod jwt;
 mod key_auth;
 mod rate_limiting;
 mod request_size_limiting;
@@ -11,12 +17,16 @@ mod request_termination;
 
 use crate::registry::PluginDef;
 
-/// Every plugin of this build.
+/// Every plugin of this build, by name.
 pub(crate) fn all() -> Vec<PluginDef> {
     vec![
+        acl::definition(),
+        basic_auth::definition(),
         bot_detection::definition(),
         cors::definition(),
+        hmac_auth::definition(),
         ip_restriction::definition(),
+        jwt::definition(),
         key_auth::definition(),
         rate_limiting::definition(),
         request_size_limiting::definition(),

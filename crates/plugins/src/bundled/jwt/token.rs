@@ -1,0 +1,216 @@
+//! Parsing and verifying a compact JWS the way Kong's `jwt_parser.lua` does: base64url parts
+//! (padding optional), JSON header and claims, `alg` among Kong's algorithms.
+
+use super::auth;
+use ring::{hmac, signature};
+use serde_json::{Map, Value};
+use x509_parser::prelude::FromDer;
+
+/// The algorithms this build verifies (Kong's list less ES512: `ring` has no P-521).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Alg {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+/// Every `alg` Kong's parser accepts in a token header.
+const KONG_ALGS: [&str; 13] = [
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256",
+    "PS384", "PS512", "EdDSA",
+];
+
+impl Alg {
+    pub(super) fn parse(name: &str) -> Option<Alg> {
+        Some(match name {
+            "HS256" => Alg::HS256,
+            "HS384" => Alg::HS384,
+            "HS512" => Alg::HS512,
+            "RS256" => Alg::RS256,
+            "RS384" => Alg::RS384,
+            "RS512" => Alg::RS512,
+            "PS256" => Alg::PS256,
+            "PS384" => Alg::PS384,
+            "PS512" => Alg::PS512,
+            "ES256" => Alg::ES256,
+            "ES384" => Alg::ES384,
+            "EdDSA" => Alg::EdDSA,
+            _ => return None,
+        })
+    }
+
+    pub(super) fn is_hmac(self) -> bool {
+        matches!(self, Alg::HS256 | Alg::HS384 | Alg::HS512)
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Token<'a> {
+    /// `header.claims`, what the signature covers.
+    signed: &'a str,
+    pub(super) alg: String,
+    header: Map<String, Value>,
+    pub(super) claims: Map<String, Value>,
+    signature: Vec<u8>,
+}
+
+fn json_part(part: &str) -> Option<Value> {
+    serde_json::from_slice(&auth::decode_base64url(part.as_bytes())?).ok()
+}
+
+impl<'a> Token<'a> {
+    /// Splits and decodes a token; the error is Kong's text after "Bad token; ".
+    pub(super) fn parse(token: &'a str) -> Result<Token<'a>, &'static str> {
+        let mut parts = token.splitn(3, '.');
+        let header_64 = parts.next().unwrap_or_default();
+        let (Some(claims_64), Some(signature_64)) = (parts.next(), parts.next()) else {
+            return Err("invalid JSON");
+        };
+        let (Some(header), Some(claims)) = (json_part(header_64), json_part(claims_64)) else {
+            return Err("invalid JSON");
+        };
+        let alg = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .filter(|a| KONG_ALGS.contains(a))
+            .ok_or("invalid alg")?
+            .to_string();
+        let signature =
+            auth::decode_base64url(signature_64.as_bytes()).ok_or("invalid signature")?;
+        let object = |v: Value| match v {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        };
+        Ok(Token {
+            signed: &token[..header_64.len() + 1 + claims_64.len()],
+            alg,
+            header: object(header),
+            claims: object(claims),
+            signature,
+        })
+    }
+
+    /// The claim naming the credential, from the claims or else the header (Lua's
+    /// `claims[name] or header[name]`: a `false` claim counts as absent).
+    pub(super) fn key_claim(&self, name: &str) -> Option<&Value> {
+        let present = |v: &&Value| !matches!(v, Value::Bool(false));
+        self.claims
+            .get(name)
+            .filter(present)
+            .or_else(|| self.header.get(name).filter(present))
+    }
+
+    /// Whether the signature is `alg`'s over `header.claims` with this key (HMAC secret, or
+    /// public key as [`public_key_der`] gives it).
+    pub(super) fn verify(&self, alg: Alg, key: &[u8]) -> bool {
+        let message = self.signed.as_bytes();
+        let hmac_alg = match alg {
+            Alg::HS256 => Some(hmac::HMAC_SHA256),
+            Alg::HS384 => Some(hmac::HMAC_SHA384),
+            Alg::HS512 => Some(hmac::HMAC_SHA512),
+            _ => None,
+        };
+        if let Some(h) = hmac_alg {
+            // Constant-time comparison.
+            return hmac::verify(&hmac::Key::new(h, key), message, &self.signature).is_ok();
+        }
+        let verifier: &dyn signature::VerificationAlgorithm = match alg {
+            Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            Alg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+            Alg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+            Alg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+            Alg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+            Alg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+            Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Alg::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+            Alg::EdDSA => &signature::ED25519,
+            Alg::HS256 | Alg::HS384 | Alg::HS512 => return false,
+        };
+        signature::UnparsedPublicKey::new(verifier, key)
+            .verify(message, &self.signature)
+            .is_ok()
+    }
+}
+
+/// A PEM public key as `ring` verifies with it: the key bits of a SubjectPublicKeyInfo
+/// (`PUBLIC KEY`: PKCS#1 for RSA, the point for EC, the 32 bytes for Ed25519) or a PKCS#1
+/// `RSA PUBLIC KEY` as is. Anything else (a private key included) is `None`.
+pub(super) fn public_key_der(pem: &str) -> Option<Vec<u8>> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.trim_start().as_bytes()).ok()?;
+    match block.label.as_str() {
+        "PUBLIC KEY" => {
+            let (_, spki) =
+                x509_parser::x509::SubjectPublicKeyInfo::from_der(&block.contents).ok()?;
+            Some(spki.subject_public_key.data.to_vec())
+        }
+        "RSA PUBLIC KEY" => Some(block.contents),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn parse_errors_are_kongs() {
+        let h = b64(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let c = b64(r#"{"iss":"k"}"#);
+        assert_eq!(Token::parse("abc").unwrap_err(), "invalid JSON");
+        assert_eq!(
+            Token::parse(&format!("{h}.{c}")).unwrap_err(),
+            "invalid JSON"
+        );
+        assert_eq!(
+            Token::parse(&format!("{h}.!!.x")).unwrap_err(),
+            "invalid JSON"
+        );
+        let none = b64(r#"{"alg":"none"}"#);
+        assert_eq!(
+            Token::parse(&format!("{none}.{c}.")).unwrap_err(),
+            "invalid alg"
+        );
+        assert_eq!(
+            Token::parse(&format!("{h}.{c}.a*b")).unwrap_err(),
+            "invalid signature"
+        );
+        let text = format!("{h}.{c}.");
+        let t = Token::parse(&text).unwrap();
+        assert_eq!(t.alg, "HS256");
+        assert_eq!(t.key_claim("iss"), Some(&Value::from("k")));
+        assert_eq!(t.key_claim("typ"), Some(&Value::from("JWT")));
+        assert!(t.signature.is_empty());
+        assert_eq!(t.signed, format!("{h}.{c}"));
+    }
+
+    #[test]
+    fn hmac_signatures_verify_only_with_their_key() {
+        let signed = format!("{}.{}", b64(r#"{"alg":"HS256"}"#), b64(r#"{"iss":"k"}"#));
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"secret");
+        let sig = hmac::sign(&key, signed.as_bytes());
+        use base64::Engine;
+        let token = format!(
+            "{signed}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.as_ref())
+        );
+        let t = Token::parse(&token).unwrap();
+        assert!(t.verify(Alg::HS256, b"secret"));
+        assert!(!t.verify(Alg::HS256, b"other"));
+        assert!(!t.verify(Alg::HS384, b"secret"));
+        assert!(!t.verify(Alg::RS256, b"secret"));
+    }
+}
