@@ -46,14 +46,17 @@ pub(crate) fn new_ctx(
         std::mem::take(&mut req.fields),
         req.target.clone(),
     );
-    Ctx::new(
+    let mut ctx = Ctx::new(
         request,
         client_ip,
         conn.peer.ip(),
         request_id.clone(),
         started,
         snapshot.plugins.directory.clone(),
-    )
+    );
+    ctx.runtime = conn.shared.runtime();
+    ctx.client_trusted = conn.shared.settings.trust.is_trusted(client_ip);
+    ctx
 }
 
 /// Route, service and captures, once the route is known.

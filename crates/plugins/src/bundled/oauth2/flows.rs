@@ -253,21 +253,23 @@ impl OAuth2 {
                 }
             }
             let (challenge, method) = match code_challenge(&p) {
-                Ok(c) => c,
+                Ok((challenge, method)) => {
+                    if let Some(c) = &client
+                        && challenge.is_none()
+                        && self.requires_pkce(c, false)
+                    {
+                        response = oauth_error(
+                            "invalid_request",
+                            format!("code_challenge is required for {} clients", c.client_type()),
+                        );
+                    }
+                    (challenge, method)
+                }
                 Err(e) => {
                     response = oauth_error("invalid_request", e);
                     (None, None)
                 }
             };
-            if let Some(c) = &client
-                && challenge.is_none()
-                && self.requires_pkce(c, false)
-            {
-                response = oauth_error(
-                    "invalid_request",
-                    format!("code_challenge is required for {} clients", c.client_type()),
-                );
-            }
             if !has_error(&response)
                 && let Some(client) = &client
             {
