@@ -4,6 +4,11 @@
 //! Client applications are `oauth2_credentials` (config, indexed here per snapshot); codes and
 //! tokens are runtime state written through [`crate::runtime::OAuth2Tokens`], never through
 //! the config, so issuing a token does not rebuild anything.
+//!
+//! The endpoints require HTTPS, as in Kong: a plain request passes only with
+//! `accept_http_if_already_terminated` and `X-Forwarded-Proto: https` from a client in
+//! `trusted_ips` (a TLS-terminating proxy in front). Bearer-token access has no such rule.
+//! PKCE follows Kong 3.10: S256 only (`plain` is refused).
 
 mod flows;
 mod schema;
