@@ -53,11 +53,12 @@ async fn oauth_route(gw: &Gateway, up: &Upstream, name: &str, mut config: Value)
         json!({"name": "oauth2", "config": config}),
     )
     .await;
+    // Live once the plugin answers its token endpoint (plain HTTP: refused).
     let c = client();
-    let url = gw.url(&format!("/{name}/probe"));
-    eventually(Duration::from_secs(5), "route live", || {
+    let url = gw.url(&format!("/{name}/oauth2/token"));
+    eventually(Duration::from_secs(5), "plugin live", || {
         let (c, url) = (c.clone(), url.clone());
-        async move { get(&c, &url, &[]).await.status == 401 }
+        async move { send(&c, "POST", &url, &[], "").await.status == 400 }
     })
     .await;
 }
@@ -754,4 +755,23 @@ async fn expiry_and_reused_refresh_tokens() {
     )
     .await;
     assert_oauth_error(&r, 400, "invalid_client", "Invalid client authentication");
+
+    // anonymous: a missing or bad token falls back to the anonymous consumer.
+    oauth_route(
+        &gw,
+        &up,
+        "anon",
+        json!({"enable_client_credentials": true, "anonymous": "bob"}),
+    )
+    .await;
+    for r in [
+        get(&client(), &gw.url("/anon/x"), &[]).await,
+        bearer(&gw, "/anon/x", "bad").await,
+    ] {
+        assert_eq!(r.status, 200, "{}", r.text());
+        let e = echo(&r);
+        assert_eq!(e.header("x-consumer-username"), Some("bob"));
+        assert_eq!(e.header("x-anonymous-consumer"), Some("true"));
+        assert_eq!(e.header("x-authenticated-userid"), None);
+    }
 }
