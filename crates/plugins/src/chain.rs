@@ -188,7 +188,7 @@ impl Chain {
             let Some(inst) = e.base.as_ref().filter(|_| e.def.phases.rewrite) else {
                 continue;
             };
-            ctx.enter_plugin(pos);
+            ctx.enter_plugin(pos, inst.id);
             match run_phase(|| inst.handler.rewrite(ctx)).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Exit(exit)) => return Some(exit),
@@ -214,7 +214,7 @@ impl Chain {
             if exit.is_some() || !e.def.phases.access {
                 continue;
             }
-            ctx.enter_plugin(pos);
+            ctx.enter_plugin(pos, inst.id);
             match run_phase(|| inst.handler.access(ctx)).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Exit(x)) => exit = Some(x),
@@ -248,7 +248,7 @@ impl Run {
             if !inst.def.phases.header_filter {
                 continue;
             }
-            ctx.enter_plugin(*pos);
+            ctx.enter_plugin(*pos, inst.id);
             let result = catch_unwind(AssertUnwindSafe(|| inst.handler.header_filter(ctx)))
                 .unwrap_or_else(|p| Err(PluginError::Internal(panic_message(&*p))));
             if let Err(err) = result {
@@ -268,7 +268,7 @@ impl Run {
             if !inst.def.phases.body_filter {
                 continue;
             }
-            ctx.enter_plugin(*pos);
+            ctx.enter_plugin(*pos, inst.id);
             let result = catch_unwind(AssertUnwindSafe(|| {
                 inst.handler.body_filter(ctx, chunk, eof)
             }))
@@ -288,7 +288,7 @@ impl Run {
             if !inst.def.phases.log {
                 continue;
             }
-            ctx.enter_plugin(*pos);
+            ctx.enter_plugin(*pos, inst.id);
             if let Err(p) = catch_unwind(AssertUnwindSafe(|| inst.handler.log(ctx))) {
                 plugin_failed(inst.def, ctx, &panic_message(&*p));
             }

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod handler;
 pub mod pdk;
 pub mod registry;
+pub mod runtime;
 pub mod scope;
 
 pub use chain::{Chain, Instance, Run};
@@ -19,4 +20,5 @@ pub use directory::Directory;
 pub use handler::{Flow, Handler, Phase, Phases, PluginError};
 pub use pdk::{Ctx, Exit, ExitBody};
 pub use registry::{BUNDLED, PluginDef, Registry};
+pub use runtime::{OAuth2Store, Runtime};
 pub use scope::{PluginBuildError, Plugins};

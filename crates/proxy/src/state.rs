@@ -7,9 +7,10 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 use silverback_balancer::Dns;
 use silverback_config::{HeaderSet, Settings};
+use silverback_plugins::Runtime;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Version string in Via and Server headers.
@@ -89,6 +90,8 @@ pub struct Shared {
     pub dns: Dns,
     workers: Box<[WorkerStats]>,
     ready: AtomicBool,
+    /// State plugins write at request time (oauth2 tokens), set once by the node.
+    runtime: OnceLock<Arc<Runtime>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -110,6 +113,7 @@ impl Shared {
                 .map(|_| WorkerStats::default())
                 .collect(),
             ready: AtomicBool::new(false),
+            runtime: OnceLock::new(),
         })
     }
 
@@ -124,6 +128,21 @@ impl Shared {
         let old = self.snapshot.swap(Arc::new(snap));
         self.ready.store(true, Ordering::Release);
         old
+    }
+
+    /// Gives plugins the node's runtime state (its stores); once, before serving. Without it
+    /// requests use an in-memory runtime.
+    pub fn set_runtime(&self, runtime: Arc<Runtime>) {
+        if self.runtime.set(runtime).is_err() {
+            tracing::warn!("plugin runtime already set; keeping the first one");
+        }
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        match self.runtime.get() {
+            Some(r) => r.clone(),
+            None => Runtime::shared_default(),
+        }
     }
 
     /// Whether a first config has been loaded.

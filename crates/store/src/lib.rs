@@ -24,6 +24,17 @@ use std::future::Future;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// Entities that are runtime state written by plugins while serving (the oauth2 plugin's codes
+/// and tokens), not configuration: [`Store::load`] leaves them out of the config (a token per
+/// request must not rebuild the proxy), and changes to them are not config changes. The
+/// Admin API still reads and deletes them in the store.
+pub const RUNTIME_ENTITIES: &[&str] = &["oauth2_authorization_codes", "oauth2_tokens"];
+
+/// Whether `entity` is runtime state rather than configuration ([`RUNTIME_ENTITIES`]).
+pub fn is_runtime_entity(entity: &str) -> bool {
+    RUNTIME_ENTITIES.contains(&entity)
+}
+
 /// Largest page the Admin API hands out (Kong's limit).
 pub const MAX_PAGE_SIZE: usize = 1000;
 /// Page size when the client does not ask (Kong's default).
@@ -163,7 +174,8 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the Admin API may write (false for DB-less).
     fn writable(&self) -> bool;
 
-    /// The whole current configuration. Rows of each entity type come in a stable order that
+    /// The whole current configuration, without [`RUNTIME_ENTITIES`]. Rows of each entity
+    /// type come in a stable order that
     /// depends only on the content, not on the write history (database backends: by id, the
     /// order Kong pages in), so equal contents give equal hashes.
     fn load(&self) -> impl Future<Output = Result<Arc<Config>, StoreError>> + Send;

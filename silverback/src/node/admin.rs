@@ -5,20 +5,44 @@ use super::NodeError;
 use silverback_admin::{AdminState, ConfigSink, NodeInfo};
 use silverback_config::Settings;
 use silverback_model::{Change, Config};
+use silverback_plugins::Runtime;
 use silverback_proxy::{Reconfigurer, Shared, Update};
-use silverback_store::Store;
+use silverback_store::{Store, is_runtime_entity};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The Admin API's sink: changes go to the reconfigurer; the response does not wait for the
-/// rebuild (it is live within milliseconds).
-struct LiveConfig(Reconfigurer);
+/// rebuild (it is live within milliseconds). Changes to runtime state (oauth2 codes and
+/// tokens) are not config: they only evict the plugins' cached copies.
+struct LiveConfig(Reconfigurer, Arc<Runtime>);
 
 impl ConfigSink for LiveConfig {
     fn changed(&self, changes: Vec<Change>) {
-        self.0.send(Update::Changes(changes));
+        let mut config = Vec::with_capacity(changes.len());
+        for change in changes {
+            match &change {
+                Change::Deleted(entity, id) if is_runtime_entity(entity) => {
+                    self.1.oauth2.forget(*id);
+                }
+                Change::Upserted(entity, row) if is_runtime_entity(entity) => {
+                    let id = row
+                        .get("id")
+                        .and_then(|v| v.as_str())
+                        .and_then(|s| s.parse().ok());
+                    match id {
+                        Some(id) => self.1.oauth2.forget(id),
+                        None => self.1.oauth2.forget_all(),
+                    }
+                }
+                _ => config.push(change),
+            }
+        }
+        if !config.is_empty() {
+            self.0.send(Update::Changes(config));
+        }
     }
     fn replaced(&self, config: Arc<Config>) {
+        self.1.oauth2.forget_all();
         self.0.send(Update::Replace(config));
     }
 }
@@ -30,6 +54,7 @@ pub fn serve<S: Store>(
     store: Arc<S>,
     shared: &Arc<Shared>,
     reconfigurer: Reconfigurer,
+    plugins: Arc<Runtime>,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Vec<SocketAddr>, NodeError> {
     let mut state = AdminState::new(store, NodeInfo::new(configuration(settings)));
@@ -37,7 +62,7 @@ pub fn serve<S: Store>(
         .admin_token
         .as_ref()
         .map(|t| t.expose().to_string());
-    state.sink = Arc::new(LiveConfig(reconfigurer));
+    state.sink = Arc::new(LiveConfig(reconfigurer, plugins));
     let counters = shared.clone();
     state.status = Arc::new(move || silverback_proxy::status::server_counters(&counters));
     let router = silverback_admin::router(state);

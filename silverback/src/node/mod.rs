@@ -6,11 +6,13 @@
 //! so control work never competes with a worker's event loop.
 
 mod admin;
+mod oauth2;
 mod source;
 
 use crate::cli::instance::{listeners_file, pid_file, running_pid, write_atomic};
 use silverback_balancer::Dns;
 use silverback_config::Settings;
+use silverback_plugins::Runtime;
 use silverback_proxy::{Proxy, ProxySettings, Reconfigurer, Shared, Snapshot, Update};
 pub use source::Source;
 use std::net::SocketAddr;
@@ -81,6 +83,8 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
         settings.worker_threads,
     );
     let source = Arc::new(control.block_on(Source::open(&settings))?);
+    let runtime = plugin_runtime(&source, control.handle());
+    shared.set_runtime(runtime.clone());
     control.block_on(async {
         if source.is_empty_file() {
             tracing::warn!("database = off and no declarative_config: serving an empty config");
@@ -106,6 +110,7 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
             memory.clone(),
             &shared,
             reconfigurer.clone(),
+            runtime.clone(),
             control.handle(),
         )?,
         Source::Sqlite(db) => admin::serve(
@@ -113,6 +118,7 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
             db.clone(),
             &shared,
             reconfigurer.clone(),
+            runtime.clone(),
             control.handle(),
         )?,
     };
@@ -140,6 +146,34 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
     let _ = std::fs::remove_file(listeners_file(&prefix));
     tracing::info!("Silverback stopped");
     Ok(())
+}
+
+/// The state plugins write while serving: with SQLite, oauth2 codes and tokens are rows of the
+/// database (they survive restarts; rows past their ttl are purged every
+/// [`oauth2::PURGE_EVERY`]); DB-less, they live in memory and are lost on restart.
+fn plugin_runtime(source: &Source, runtime: &tokio::runtime::Handle) -> Arc<Runtime> {
+    match source {
+        Source::File { .. } => Arc::new(Runtime::in_memory()),
+        Source::Sqlite(db) => {
+            let store = Arc::new(oauth2::StoreOAuth2::new(db.clone()));
+            let purging = store.clone();
+            runtime.spawn(async move {
+                loop {
+                    tokio::time::sleep(oauth2::PURGE_EVERY).await;
+                    match purging.purge_expired().await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::debug!(rows = n, "expired oauth2 codes and tokens purged")
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "purging expired oauth2 tokens failed")
+                        }
+                    }
+                }
+            });
+            Arc::new(Runtime::new(store))
+        }
+    }
 }
 
 fn serve_status(

@@ -22,6 +22,13 @@ pub use upstream::Upstream;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_silverback");
 
+/// The binary under test: `SB_TEST_BIN` when set (worktrees sharing one target directory
+/// overwrite each other's `target/debug/silverback`; a copy taken right after the build is
+/// immune), else the one cargo built.
+pub fn bin() -> String {
+    std::env::var("SB_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -137,7 +144,7 @@ fn spawn(args: &[&str], env: &[(String, String)], log: &Path) -> Child {
         .open(log)
         .unwrap();
     let err = out.try_clone().unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(args).stdout(out).stderr(err);
     for (k, _) in std::env::vars() {
         if k.starts_with("SILVERBACK_") {
@@ -406,7 +413,7 @@ pub fn run_cli_timeout(
     let out_file = out_dir.path().join("out");
     let out = std::fs::File::create(&out_file).unwrap();
     let err = out.try_clone().unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
@@ -440,7 +447,7 @@ pub fn run_cli_timeout(
 
 /// Runs `silverback <args>` to completion with only the given settings in the environment.
 pub fn run_cli(args: &[&str], env: &[(String, String)]) -> (i32, String) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(args).stdin(Stdio::null());
     for (k, _) in std::env::vars() {
         if k.starts_with("SILVERBACK_") {

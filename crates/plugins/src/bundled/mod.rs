@@ -11,6 +11,7 @@ mod hmac_auth;
 mod ip_restriction;
 mod jwt;
 mod key_auth;
+mod oauth2;
 mod rate_limiting;
 mod request_size_limiting;
 mod request_termination;
@@ -28,6 +29,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         ip_restriction::definition(),
         jwt::definition(),
         key_auth::definition(),
+        oauth2::definition(),
         rate_limiting::definition(),
         request_size_limiting::definition(),
         request_termination::definition(),

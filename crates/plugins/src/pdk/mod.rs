@@ -10,11 +10,13 @@ pub use request::{ArgValue, Body, BodyArgs, BodyLimit, QueryValue, Request, Sche
 pub use response::{Exit, ExitBody, Response, ResponseSource};
 
 use crate::directory::Directory;
+use crate::runtime::Runtime;
 use http::HeaderValue;
 use std::any::Any;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use uuid::Uuid;
 
 /// A regex path's captures (Kong's `uri_captures`): by position (0 is the whole match) and
 /// by name.
@@ -53,9 +55,15 @@ pub struct Ctx {
     pub started: Instant,
     /// Consumers and credentials of the config this request runs on.
     pub directory: Arc<Directory>,
+    /// State plugins write at request time (oauth2 codes and tokens), outside the config.
+    pub runtime: Arc<Runtime>,
+    /// Whether `client_ip` is one of `trusted_ips` (Kong's `kong.ip.is_trusted`): only then
+    /// are the client's `X-Forwarded-*` headers believed.
+    pub client_trusted: bool,
     /// Per-plugin data, keyed by the plugin's position in the chain.
     data: Vec<(usize, Box<dyn Any + Send + Sync>)>,
     current: usize,
+    plugin_id: Option<Uuid>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -91,8 +99,11 @@ impl Ctx {
             request_id,
             started,
             directory,
+            runtime: Runtime::shared_default(),
+            client_trusted: false,
             data: Vec::new(),
             current: 0,
+            plugin_id: None,
         }
     }
 
@@ -102,8 +113,14 @@ impl Ctx {
     }
 
     /// Set by the chain runner before it calls a plugin.
-    pub(crate) fn enter_plugin(&mut self, position: usize) {
+    pub(crate) fn enter_plugin(&mut self, position: usize, id: Uuid) {
         self.current = position;
+        self.plugin_id = Some(id);
+    }
+
+    /// The id of the running plugin's configuration (Kong's `kong.plugin.get_id`).
+    pub fn plugin_id(&self) -> Option<Uuid> {
+        self.plugin_id
     }
 
     /// Data the running plugin stored earlier in this request (Kong's `kong.ctx.plugin`).

@@ -53,14 +53,17 @@ pub(crate) fn new_ctx(
     );
     request.chunked = chunked;
     request.expects_continue = expects_continue;
-    Ctx::new(
+    let mut ctx = Ctx::new(
         request,
         client_ip,
         conn.peer.ip(),
         request_id.clone(),
         started,
         snapshot.plugins.directory.clone(),
-    )
+    );
+    ctx.runtime = conn.shared.runtime();
+    ctx.client_trusted = conn.shared.settings.trust.is_trusted(client_ip);
+    ctx
 }
 
 /// Route, service and captures, once the route is known.

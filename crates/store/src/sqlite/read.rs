@@ -20,11 +20,15 @@ fn parse(data: &str, table: &Table) -> Result<Map, StoreError> {
     })
 }
 
-/// Every row of every entity, each type ordered by id, from one snapshot of the database.
+/// Every row of every config entity (runtime state left out), each type ordered by id, from
+/// one snapshot of the database.
 pub(super) async fn load(store: &Sqlite) -> Result<Config, StoreError> {
     let mut tx = store.readers.begin().await.map_err(db_error)?;
     let mut rows: BTreeMap<&'static str, Vec<Map>> = BTreeMap::new();
     for table in TABLES.iter() {
+        if crate::is_runtime_entity(table.name()) {
+            continue;
+        }
         let data: Vec<String> = sqlx::query_scalar(table.sql.load.as_str())
             .fetch_all(&mut *tx)
             .await
