@@ -33,13 +33,43 @@ bash "$shared/peers.sh" start
 
 # One route per plugin set under test, same service: the no-plugin route is the baseline the
 # plugin routes' added CPU is measured against. compare.py sends `apikey: bench-key` with every
-# request (the nginx+Lua peer checks it too).
+# request (the nginx+Lua peer checks it too) and, from here, a Basic Authorization header; the
+# JWTs (HS256, and RS256 with a fresh key pair) go in the `jwt` query argument.
+openssl genrsa -out "$work/rsa.pem" 2048 2>/dev/null
+openssl rsa -in "$work/rsa.pem" -pubout -out "$work/rsa.pub" 2>/dev/null
+jwt() { # alg, key id; signs {"iss": key id} with the bench secret or the RSA key
+  python3 - "$1" "$2" "$work/rsa.pem" <<'PY'
+import base64, hashlib, hmac, json, subprocess, sys
+alg, iss, pem = sys.argv[1:4]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+signing = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode()) + "." + b64(json.dumps({"iss": iss}).encode())
+if alg == "HS256":
+    sig = hmac.new(b"bench-secret", signing.encode(), hashlib.sha256).digest()
+else:
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", pem], input=signing.encode(),
+                         capture_output=True, check=True).stdout
+print(signing + "." + b64(sig))
+PY
+}
+hs_token=$(jwt HS256 bench-hs)
+rs_token=$(jwt RS256 bench-rs)
 cat > "$work/kong.yml" <<YAML
 _format_version: "3.0"
 consumers:
 - username: bench
   keyauth_credentials:
   - key: bench-key
+  basicauth_credentials:
+  - username: bench
+    password: bench-pass
+  jwt_secrets:
+  - key: bench-hs
+    algorithm: HS256
+    secret: bench-secret
+  - key: bench-rs
+    algorithm: RS256
+    rsa_public_key: |
+$(sed 's/^/      /' "$work/rsa.pub")
 services:
 - name: bench
   url: http://127.0.0.1:19000
@@ -50,6 +80,20 @@ services:
     paths: [/key-auth]
     plugins:
     - name: key-auth
+  - name: jwt
+    paths: [/jwt]
+    plugins:
+    - name: jwt
+  - name: basic-auth
+    paths: [/basic-auth]
+    plugins:
+    - name: basic-auth
+  - name: key-auth-rate-limiting
+    paths: [/key-auth-rl]
+    plugins:
+    - name: key-auth
+    - name: rate-limiting
+      config: {second: 1000000000, limit_by: consumer}
 YAML
 
 SILVERBACK_PREFIX="$work/prefix" \
@@ -74,9 +118,13 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-python3 "$shared/compare.py" "$@" \
+python3 "$shared/compare.py" --header "Authorization: Basic $(printf bench:bench-pass | base64)" "$@" \
   "silverback=$sb=http://127.0.0.1:$port/" \
-  "sb+key-auth=$sb=http://127.0.0.1:$port/key-auth" | tee "$work/out.txt"
+  "sb+key-auth=$sb=http://127.0.0.1:$port/key-auth" \
+  "sb+jwt-hs256=$sb=http://127.0.0.1:$port/jwt?jwt=$hs_token" \
+  "sb+jwt-rs256=$sb=http://127.0.0.1:$port/jwt?jwt=$rs_token" \
+  "sb+basic-auth=$sb=http://127.0.0.1:$port/basic-auth" \
+  "sb+key-auth+rl=$sb=http://127.0.0.1:$port/key-auth-rl" | tee "$work/out.txt"
 
 # The added CPU per request of each plugin route over the no-plugin route, and its throughput.
 python3 - "$work/out.txt" <<'PY'

@@ -245,7 +245,7 @@ fn start_refuses_an_invalid_declarative_file() {
     let file = dir.path().join("kong.yml");
     std::fs::write(
         &file,
-        "_format_version: \"3.0\"\nservices:\n- name: x\n  host: example.com\n  port: 70000\n  routes:\n  - paths: [/x]\nplugins:\n- name: rate-limiting\n",
+        "_format_version: \"3.0\"\nservices:\n- name: x\n  host: example.com\n  port: 70000\n  routes:\n  - paths: [/x]\nplugins:\n- name: openid-connect\n",
     )
     .unwrap();
     let (code, out) =
@@ -257,7 +257,7 @@ fn start_refuses_an_invalid_declarative_file() {
         "{out}"
     );
     assert!(
-        out.contains("plugin 'rate-limiting' is not available"),
+        out.contains("plugin 'openid-connect' is not available"),
         "{out}"
     );
 
