@@ -54,11 +54,12 @@ struct Secret {
     /// `None` for an algorithm this build cannot verify (ES512).
     alg: Option<Alg>,
     algorithm: String,
-    secret: Option<Vec<u8>>,
-    /// The secret read as base64url (`secret_is_base64`); `None` when it is not.
-    secret_decoded: Option<Vec<u8>>,
     /// The public key as `ring` takes it; `None` when absent or unreadable.
     public_key: Option<Vec<u8>>,
+    /// HS* credentials: the HMAC keys of the secret as text and read as base64url
+    /// (`secret_is_base64`; `None` when it is not base64url), made once.
+    hmac: Option<ring::hmac::Key>,
+    hmac_decoded: Option<ring::hmac::Key>,
 }
 
 struct Secrets(HashMap<String, Secret>);
@@ -76,16 +77,19 @@ fn build_index(rows: &[Arc<Row>]) -> Arc<dyn Any + Send + Sync> {
         };
         let algorithm = text("algorithm").unwrap_or("HS256");
         let secret = text("secret");
+        let alg = Alg::parse(algorithm);
+        let secret_decoded = secret.and_then(|s| auth::decode_base64url(s.as_bytes()));
+        let hmac = |bytes: Option<&[u8]>| alg.and_then(|a| token::hmac_key(a, bytes?));
         secrets.insert(
             key.to_string(),
             Secret {
                 id,
                 consumer,
                 identifier,
-                alg: Alg::parse(algorithm),
+                alg,
                 algorithm: algorithm.to_string(),
-                secret: secret.map(|s| s.as_bytes().to_vec()),
-                secret_decoded: secret.and_then(|s| auth::decode_base64url(s.as_bytes())),
+                hmac: hmac(secret.map(str::as_bytes)),
+                hmac_decoded: hmac(secret_decoded.as_deref()),
                 public_key: text("rsa_public_key").and_then(token::public_key_der),
             },
         );
@@ -228,17 +232,18 @@ impl Jwt {
             );
             return Err(self.fail("Invalid signature"));
         };
-        let key_bytes = if alg.is_hmac() {
-            if self.conf.secret_is_base64 {
-                secret.secret_decoded.as_deref()
+        let verified = if alg.is_hmac() {
+            let key = if self.conf.secret_is_base64 {
+                secret.hmac_decoded.as_ref()
             } else {
-                secret.secret.as_deref()
-            }
+                secret.hmac.as_ref()
+            };
+            jwt.verify_hmac(key.ok_or_else(|| self.fail("Invalid key/secret"))?)
         } else {
-            secret.public_key.as_deref()
+            let key = secret.public_key.as_deref();
+            jwt.verify(alg, key.ok_or_else(|| self.fail("Invalid key/secret"))?)
         };
-        let key_bytes = key_bytes.ok_or_else(|| self.fail("Invalid key/secret"))?;
-        if !jwt.verify(alg, key_bytes) {
+        if !verified {
             return Err(self.fail("Invalid signature"));
         }
 

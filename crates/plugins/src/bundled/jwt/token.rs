@@ -113,15 +113,8 @@ impl<'a> Token<'a> {
     /// public key as [`public_key_der`] gives it).
     pub(super) fn verify(&self, alg: Alg, key: &[u8]) -> bool {
         let message = self.signed.as_bytes();
-        let hmac_alg = match alg {
-            Alg::HS256 => Some(hmac::HMAC_SHA256),
-            Alg::HS384 => Some(hmac::HMAC_SHA384),
-            Alg::HS512 => Some(hmac::HMAC_SHA512),
-            _ => None,
-        };
-        if let Some(h) = hmac_alg {
-            // Constant-time comparison.
-            return hmac::verify(&hmac::Key::new(h, key), message, &self.signature).is_ok();
+        if let Some(key) = hmac_key(alg, key) {
+            return self.verify_hmac(&key);
         }
         let verifier: &dyn signature::VerificationAlgorithm = match alg {
             Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
@@ -138,6 +131,25 @@ impl<'a> Token<'a> {
         signature::UnparsedPublicKey::new(verifier, key)
             .verify(message, &self.signature)
             .is_ok()
+    }
+}
+
+/// The HMAC key of an HS* algorithm (its key schedule is computed once per credential and
+/// config, not per request).
+pub(super) fn hmac_key(alg: Alg, secret: &[u8]) -> Option<hmac::Key> {
+    let h = match alg {
+        Alg::HS256 => hmac::HMAC_SHA256,
+        Alg::HS384 => hmac::HMAC_SHA384,
+        Alg::HS512 => hmac::HMAC_SHA512,
+        _ => return None,
+    };
+    Some(hmac::Key::new(h, secret))
+}
+
+impl Token<'_> {
+    /// Whether the HMAC signature is right; the comparison is constant-time.
+    pub(super) fn verify_hmac(&self, key: &hmac::Key) -> bool {
+        hmac::verify(key, self.signed.as_bytes(), &self.signature).is_ok()
     }
 }
 
