@@ -31,21 +31,34 @@ pub(crate) fn run<'a>(
     }
 }
 
-const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// Each byte's 6-bit value in an alphabet, or `INVALID`: one table lookup per input byte.
+const INVALID: u8 = 0xff;
+
+const fn table(alphabet: &[u8; 64]) -> [u8; 256] {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+}
+
+const STD: [u8; 256] = table(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+const URL: [u8; 256] = table(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
 
 /// nginx's `ngx_decode_base64` (`ngx.decode_base64`): reads up to the first `=`, padding
 /// optional, leftover bits ignored; any other character, or a length of 4n+1, is an error.
 pub(crate) fn decode_base64(input: &[u8]) -> Option<Vec<u8>> {
-    decode(input, STD)
+    decode(input, &STD)
 }
 
 /// nginx's `ngx_decode_base64url` (the `-_` alphabet), as Kong's jwt parser uses it.
 pub(crate) fn decode_base64url(input: &[u8]) -> Option<Vec<u8>> {
-    decode(input, URL)
+    decode(input, &URL)
 }
 
-fn decode(input: &[u8], alphabet: &[u8; 64]) -> Option<Vec<u8>> {
+fn decode(input: &[u8], values: &[u8; 256]) -> Option<Vec<u8>> {
     let end = input.iter().position(|&b| b == b'=').unwrap_or(input.len());
     let data = &input[..end];
     if data.len() % 4 == 1 {
@@ -54,7 +67,11 @@ fn decode(input: &[u8], alphabet: &[u8; 64]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0u32);
     for &c in data {
-        let v = alphabet.iter().position(|&a| a == c)? as u32;
+        let v = values[usize::from(c)];
+        if v == INVALID {
+            return None;
+        }
+        let v = u32::from(v);
         acc = (acc << 6) | v;
         bits += 6;
         if bits >= 8 {
