@@ -206,7 +206,8 @@ impl Jwt {
             (Some(Found::Flag), true) => return Err(self.fail("Unrecognizable token")),
             (Some(Found::Text(t)), true) => t,
         };
-        let jwt = Token::parse(&text).map_err(|e| self.fail(format!("Bad token; {e}")))?;
+        let jwt = Token::parse_for(&text, &self.conf.key_claim_name)
+            .map_err(|e| self.fail(format!("Bad token; {e}")))?;
 
         let claim = &self.conf.key_claim_name;
         let key = match jwt.key_claim(claim) {

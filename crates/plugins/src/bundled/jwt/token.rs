@@ -63,19 +63,110 @@ pub(super) struct Token<'a> {
     signature: Vec<u8>,
 }
 
-fn json_part(part: &str) -> Option<Value> {
-    serde_json::from_slice(&auth::decode_base64url(part.as_bytes())?).ok()
+/// A token part's JSON object, keeping only the members named in `wanted`: the rest is
+/// checked and skipped without building values (a token carries claims nobody here reads).
+/// `Some(empty)` for JSON that is not an object, `None` for what is not JSON.
+fn json_part(part: &str, wanted: &[&str]) -> Option<Map<String, Value>> {
+    let bytes = auth::decode_base64url(part.as_bytes())?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let picked = serde::de::DeserializeSeed::deserialize(Pick(wanted), &mut de).ok()?;
+    de.end().ok()?;
+    Some(picked)
+}
+
+/// Picks members of a JSON object by name (see [`json_part`]).
+struct Pick<'w>(&'w [&'w str]);
+
+/// Which wanted name a member key is, without allocating the key.
+struct Key<'w>(&'w [&'w str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for Key<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|w| *w == v))
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Pick<'_> {
+    type Value = Map<String, Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Pick<'_> {
+    type Value = Map<String, Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(found) = a.next_key_seed(Key(self.0))? {
+            match found.and_then(|i| self.0.get(i)) {
+                Some(name) => {
+                    out.insert((*name).to_string(), a.next_value()?);
+                }
+                None => {
+                    a.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+    // Any other JSON value reads as an object without members, as before.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Map::new())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Map::new())
+    }
 }
 
 impl<'a> Token<'a> {
     /// Splits and decodes a token; the error is Kong's text after "Bad token; ".
+    #[cfg(test)]
     pub(super) fn parse(token: &'a str) -> Result<Token<'a>, &'static str> {
+        Token::parse_for(token, "iss")
+    }
+
+    /// As [`Token::parse`], reading only what the plugin looks at: `alg`, the key claim
+    /// (claims, then header) and the time claims.
+    pub(super) fn parse_for(token: &'a str, key_claim: &str) -> Result<Token<'a>, &'static str> {
         let mut parts = token.splitn(3, '.');
         let header_64 = parts.next().unwrap_or_default();
         let (Some(claims_64), Some(signature_64)) = (parts.next(), parts.next()) else {
             return Err("invalid JSON");
         };
-        let (Some(header), Some(claims)) = (json_part(header_64), json_part(claims_64)) else {
+        let (Some(header), Some(claims)) = (
+            json_part(header_64, &["alg", key_claim]),
+            json_part(claims_64, &[key_claim, "exp", "nbf"]),
+        ) else {
             return Err("invalid JSON");
         };
         let alg = header
@@ -86,15 +177,11 @@ impl<'a> Token<'a> {
             .to_string();
         let signature =
             auth::decode_base64url(signature_64.as_bytes()).ok_or("invalid signature")?;
-        let object = |v: Value| match v {
-            Value::Object(o) => o,
-            _ => Map::new(),
-        };
         Ok(Token {
             signed: &token[..header_64.len() + 1 + claims_64.len()],
             alg,
-            header: object(header),
-            claims: object(claims),
+            header,
+            claims,
             signature,
         })
     }
@@ -204,9 +291,21 @@ mod tests {
         let t = Token::parse(&text).unwrap();
         assert_eq!(t.alg, "HS256");
         assert_eq!(t.key_claim("iss"), Some(&Value::from("k")));
-        assert_eq!(t.key_claim("typ"), Some(&Value::from("JWT")));
         assert!(t.signature.is_empty());
         assert_eq!(t.signed, format!("{h}.{c}"));
+        // A key claim missing from the claims is looked up in the header.
+        let t = Token::parse_for(&text, "typ").unwrap();
+        assert_eq!(t.key_claim("typ"), Some(&Value::from("JWT")));
+        // Members nobody reads are skipped, but must still be JSON.
+        let junk = b64(r#"{"iss":"k","x":{"deep":[1,2,{"a":null}]},"exp":5}"#);
+        let text = format!("{h}.{junk}.");
+        let t = Token::parse(&text).unwrap();
+        assert_eq!(t.claims.len(), 2);
+        let broken = b64(r#"{"iss":"k","x":[1,}"#);
+        assert_eq!(
+            Token::parse(&format!("{h}.{broken}.")).unwrap_err(),
+            "invalid JSON"
+        );
     }
 
     #[test]
