@@ -142,3 +142,20 @@ impl Ctx {
         }
     }
 }
+
+impl Ctx {
+    /// Authenticates with a credential, as the consumer it belongs to; `false` (nothing
+    /// changed) when that consumer is not in this config.
+    pub fn authenticate_credential(&mut self, credential: CredentialRef) -> bool {
+        let consumer = credential
+            .consumer_id
+            .and_then(|id| self.directory.consumer(&id).cloned());
+        match consumer {
+            Some(c) => {
+                self.authenticate(Some(c), Some(credential));
+                true
+            }
+            None => false,
+        }
+    }
+}

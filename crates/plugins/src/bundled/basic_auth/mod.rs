@@ -199,19 +199,16 @@ impl BasicAuth {
         if !creds.verify(cred, &password) {
             return Err(self.unauthorized());
         }
-        let consumer = directory
-            .consumer(&cred.consumer)
-            .cloned()
-            .ok_or_else(|| self.unauthorized())?;
-        ctx.authenticate(
-            Some(consumer),
-            Some(CredentialRef {
-                id: cred.id,
-                consumer_id: Some(cred.consumer),
-                identifier: cred.identifier.clone(),
-            }),
-        );
-        Ok(())
+        let credential = CredentialRef {
+            id: cred.id,
+            consumer_id: Some(cred.consumer),
+            identifier: cred.identifier.clone(),
+        };
+        if ctx.authenticate_credential(credential) {
+            Ok(())
+        } else {
+            Err(self.unauthorized())
+        }
     }
 }
 

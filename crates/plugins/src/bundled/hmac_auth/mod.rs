@@ -274,19 +274,16 @@ impl HmacAuth {
         if self.conf.validate_request_body && !body_ok(ctx) {
             return Err(self.unauthorized(NOT_SAME));
         }
-        let consumer = directory
-            .consumer(&cred.consumer)
-            .cloned()
-            .ok_or_else(|| self.unauthorized(NOT_VALID))?;
-        ctx.authenticate(
-            Some(consumer),
-            Some(CredentialRef {
-                id: cred.id,
-                consumer_id: Some(cred.consumer),
-                identifier: cred.identifier.clone(),
-            }),
-        );
-        Ok(())
+        let credential = CredentialRef {
+            id: cred.id,
+            consumer_id: Some(cred.consumer),
+            identifier: cred.identifier.clone(),
+        };
+        if ctx.authenticate_credential(credential) {
+            Ok(())
+        } else {
+            Err(self.unauthorized(NOT_VALID))
+        }
     }
 }
 

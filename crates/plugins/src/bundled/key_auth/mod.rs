@@ -176,29 +176,20 @@ impl KeyAuth {
         let directory = ctx.directory.clone();
         let keys = directory.index::<Keys>(NAME).ok_or(Failure::Invalid)?;
         let cred = keys.0.get(&key).ok_or(Failure::Invalid)?;
-        if cred.expires_at.is_some_and(|t| t <= now()) {
+        if cred.expires_at.is_some_and(|t| t <= super::auth::now()) {
             return Err(Failure::Invalid);
         }
-        let consumer = directory
-            .consumer(&cred.consumer)
-            .cloned()
-            .ok_or(Failure::Invalid)?;
-        ctx.authenticate(
-            Some(consumer),
-            Some(CredentialRef {
-                id: cred.id,
-                consumer_id: Some(cred.consumer),
-                identifier: cred.identifier.clone(),
-            }),
-        );
-        Ok(())
+        let credential = CredentialRef {
+            id: cred.id,
+            consumer_id: Some(cred.consumer),
+            identifier: cred.identifier.clone(),
+        };
+        if ctx.authenticate_credential(credential) {
+            Ok(())
+        } else {
+            Err(Failure::Invalid)
+        }
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Handler for KeyAuth {
