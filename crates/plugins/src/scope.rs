@@ -275,8 +275,54 @@ mod tests {
         }
     }
 
+    /// Works in every response phase: marks the head, upper-cases the body, ends it with `!`
+    /// and counts its log calls.
+    struct Filter;
+
+    static LOGGED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    impl Handler for Filter {
+        fn access<'a>(&'a self, _ctx: &'a mut Ctx) -> Phase<'a> {
+            panic!("access must not run after an earlier plugin's exit");
+        }
+        fn header_filter(&self, ctx: &mut Ctx) -> Result<(), PluginError> {
+            ctx.response.headers.set(
+                HeaderName::from_static("x-filtered"),
+                HeaderValue::from_static("yes"),
+            );
+            Ok(())
+        }
+        fn body_filter(
+            &self,
+            _ctx: &mut Ctx,
+            chunk: &mut bytes::Bytes,
+            eof: bool,
+        ) -> Result<(), PluginError> {
+            *chunk = if eof {
+                bytes::Bytes::from_static(b"!")
+            } else {
+                bytes::Bytes::from(chunk.to_ascii_uppercase())
+            };
+            Ok(())
+        }
+        fn log(&self, _ctx: &Ctx) {
+            LOGGED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         Registry::new(vec![
+            PluginDef {
+                phases: Phases {
+                    rewrite: false,
+                    access: true,
+                    header_filter: true,
+                    body_filter: true,
+                    log: true,
+                },
+                build: |_| Ok(Arc::new(Filter)),
+                ..def("filter", 5, false)
+            },
             def("low", 10, false),
             def("high", 1000, false),
             def("same-a", 500, false),
@@ -501,5 +547,31 @@ mod tests {
                 .unwrap()
                 .row
         ));
+    }
+
+    #[tokio::test]
+    async fn response_phases_run_for_plugins_collected_after_an_exit() {
+        let mut exit = plugin(1, "high", "H", &[]);
+        exit["config"]["exit"] = json!(403);
+        let cfg = config(vec![exit, plugin(2, "filter", "F", &[])]);
+        let mut p = Plugins::build(&cfg, &REGISTRY, None).unwrap();
+        let chain = p.chain(uuid(ROUTE), uuid(SERVICE));
+        let mut ctx = ctx(&p);
+        let (run, exit) = chain.access(&mut ctx).await;
+        assert_eq!(exit.unwrap().status, 403);
+        assert!(run.has_header_filter() && run.needs_body_hooks());
+
+        ctx.response.status = StatusCode::FORBIDDEN;
+        assert!(run.header_filter(&mut ctx).is_none());
+        assert_eq!(ctx.response.headers.get_str("x-filtered"), Some("yes"));
+        let mut chunk = bytes::Bytes::from_static(b"denied");
+        run.body_filter(&mut ctx, &mut chunk, false);
+        assert_eq!(&chunk[..], b"DENIED");
+        let mut last = bytes::Bytes::new();
+        run.body_filter(&mut ctx, &mut last, true);
+        assert_eq!(&last[..], b"!");
+        let before = LOGGED.load(std::sync::atomic::Ordering::SeqCst);
+        run.log(&mut ctx);
+        assert_eq!(LOGGED.load(std::sync::atomic::Ordering::SeqCst), before + 1);
     }
 }
