@@ -6,6 +6,7 @@ mod acl;
 mod auth;
 mod basic_auth;
 mod bot_detection;
+mod correlation_id;
 mod cors;
 mod hmac_auth;
 mod ip_restriction;
@@ -24,6 +25,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         acl::definition(),
         basic_auth::definition(),
         bot_detection::definition(),
+        correlation_id::definition(),
         cors::definition(),
         hmac_auth::definition(),
         ip_restriction::definition(),

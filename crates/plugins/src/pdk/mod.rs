@@ -60,6 +60,8 @@ pub struct Ctx {
     /// Whether `client_ip` is one of `trusted_ips` (Kong's `kong.ip.is_trusted`): only then
     /// are the client's `X-Forwarded-*` headers believed.
     pub client_trusted: bool,
+    /// The local address the request came in on (nginx's `$server_addr` / `$server_port`).
+    pub server_addr: Option<std::net::SocketAddr>,
     /// Per-plugin data, keyed by the plugin's position in the chain.
     data: Vec<(usize, Box<dyn Any + Send + Sync>)>,
     current: usize,
@@ -101,6 +103,7 @@ impl Ctx {
             directory,
             runtime: Runtime::shared_default(),
             client_trusted: false,
+            server_addr: None,
             data: Vec::new(),
             current: 0,
             plugin_id: None,

@@ -63,6 +63,7 @@ pub(crate) fn new_ctx(
     );
     ctx.runtime = conn.shared.runtime();
     ctx.client_trusted = conn.shared.settings.trust.is_trusted(client_ip);
+    ctx.server_addr = Some(conn.local);
     ctx
 }
 
