@@ -14,6 +14,7 @@ mod jwt;
 mod key_auth;
 mod oauth2;
 mod rate_limiting;
+mod redirect;
 mod request_size_limiting;
 mod request_termination;
 
@@ -33,6 +34,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         key_auth::definition(),
         oauth2::definition(),
         rate_limiting::definition(),
+        redirect::definition(),
         request_size_limiting::definition(),
         request_termination::definition(),
     ]
