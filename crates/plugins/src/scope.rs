@@ -226,8 +226,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use crate::handler::{Handler, Phase, Phases, PluginError};
-    use crate::pdk::{Ctx, Exit, Request, Scheme};
-    use http::{HeaderName, HeaderValue, Method, StatusCode, Version};
+    use crate::pdk::{Ctx, Exit};
+    use http::{HeaderName, HeaderValue, StatusCode};
     use serde_json::{Value, json};
     use silverback_model::schema::Record;
     use std::collections::BTreeMap;
@@ -369,21 +369,7 @@ mod tests {
     }
 
     fn ctx(plugins: &Plugins) -> Ctx {
-        Ctx::new(
-            Request::new(
-                Method::GET,
-                Scheme::Http,
-                Version::HTTP_11,
-                None,
-                Default::default(),
-                http::uri::PathAndQuery::from_static("/"),
-            ),
-            [127, 0, 0, 1].into(),
-            [127, 0, 0, 1].into(),
-            HeaderValue::from_static("rid"),
-            std::time::Instant::now(),
-            plugins.directory.clone(),
-        )
+        Ctx::for_tests(plugins.directory.clone())
     }
 
     fn uuid(s: &str) -> Option<Uuid> {

@@ -83,25 +83,12 @@ fn decode(input: &[u8], values: &[u8; 256]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A header name as nginx looks it up (`ngx.var.http_*`, `kong.request.get_header`): case
-/// does not matter and `_` stands for `-`.
-pub(crate) fn header_key(name: &str) -> String {
-    name.to_ascii_lowercase().replace('_', "-")
-}
-
 /// The consumer a credential row belongs to.
 pub(crate) fn consumer_of(row: &Row) -> Option<Uuid> {
     row.get("consumer")
         .and_then(|c| c.get("id"))
         .and_then(Value::as_str)
         .and_then(|c| c.parse().ok())
-}
-
-/// Seconds since the epoch (nginx's `ngx.time()`).
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// `Key realm="x"`-style challenges: `scheme` alone without a realm.

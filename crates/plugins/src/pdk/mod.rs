@@ -6,7 +6,7 @@ mod request;
 mod response;
 
 pub use client::{ConsumerRef, CredentialRef, EntityRef, headers as consumer_headers};
-pub use request::{ArgValue, Body, BodyArgs, BodyLimit, QueryValue, Request, Scheme};
+pub use request::{ArgValue, Body, BodyArgs, BodyLimit, QueryValue, Request, Scheme, header_key};
 pub use response::{Exit, ExitBody, Response, ResponseSource};
 
 use crate::directory::Directory;
@@ -108,6 +108,26 @@ impl Ctx {
             current: 0,
             plugin_id: None,
         }
+    }
+
+    /// A `GET /` from 127.0.0.1 on `directory`, for unit tests of plugins and chains.
+    #[cfg(test)]
+    pub(crate) fn for_tests(directory: Arc<Directory>) -> Self {
+        Ctx::new(
+            Request::new(
+                http::Method::GET,
+                Scheme::Http,
+                http::Version::HTTP_11,
+                None,
+                Default::default(),
+                http::uri::PathAndQuery::from_static("/"),
+            ),
+            [127, 0, 0, 1].into(),
+            [127, 0, 0, 1].into(),
+            HeaderValue::from_static("rid"),
+            Instant::now(),
+            directory,
+        )
     }
 
     /// The request id as text (logs, error bodies).

@@ -255,6 +255,12 @@ impl Request {
     }
 }
 
+/// A header name as nginx looks it up (`ngx.var.http_*`, `kong.request.get_header`): case
+/// does not matter and `_` stands for `-`.
+pub fn header_key(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
 fn decode(s: &str) -> String {
     form_urlencoded::parse(format!("{s}=").as_bytes())
         .next()

@@ -175,10 +175,8 @@ mod tests {
     use super::*;
     use crate::directory::Directory;
     use crate::handler::Flow;
-    use crate::pdk::{ConsumerRef, CredentialRef, Request, Scheme};
-    use http::{Method, Version};
+    use crate::pdk::{ConsumerRef, CredentialRef};
     use serde_json::json;
-    use std::time::Instant;
 
     fn acl(config: Value) -> Arc<dyn Handler> {
         let mut full = json!({"allow": null, "deny": null, "hide_groups_header": false,
@@ -190,21 +188,7 @@ mod tests {
     }
 
     fn ctx() -> Ctx {
-        Ctx::new(
-            Request::new(
-                Method::GET,
-                Scheme::Http,
-                Version::HTTP_11,
-                None,
-                Default::default(),
-                http::uri::PathAndQuery::from_static("/"),
-            ),
-            [127, 0, 0, 1].into(),
-            [127, 0, 0, 1].into(),
-            HeaderValue::from_static("rid"),
-            Instant::now(),
-            Arc::new(Directory::default()),
-        )
+        Ctx::for_tests(Arc::new(Directory::default()))
     }
 
     fn consumer() -> Arc<ConsumerRef> {

@@ -150,7 +150,7 @@ fn signing_string(ctx: &Ctx, headers: &[String]) -> String {
     let target = req.target().as_str();
     let lines: Vec<String> = headers
         .iter()
-        .map(|name| match req.header(&auth::header_key(name)) {
+        .map(|name| match req.header(&crate::pdk::header_key(name)) {
             Some(value) => format!("{name}: {value}"),
             None if name == "@request-target" => format!(
                 "{name}: {} {target}",
@@ -184,7 +184,7 @@ fn date_ok(ctx: &Ctx, name: &str, skew: f64) -> bool {
     let sent = sent
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    (auth::now() - sent).unsigned_abs() as f64 <= skew
+    (crate::runtime::now_secs() - sent).unsigned_abs() as f64 <= skew
 }
 
 /// The `Digest` check: `SHA-256=<base64 of the body's SHA-256>`, or no digest and no body.

@@ -108,7 +108,7 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
         header_names: conf
             .header_names
             .iter()
-            .map(|h| auth::header_key(h))
+            .map(|h| crate::pdk::header_key(h))
             .collect(),
         challenge: HeaderValue::from_str(&base).map_err(|e| e.to_string())?,
         challenge_error: HeaderValue::from_str(&with_error).map_err(|e| e.to_string())?,
@@ -248,7 +248,7 @@ impl Jwt {
             return Err(self.fail("Invalid signature"));
         }
 
-        let now = auth::now() as f64;
+        let now = crate::runtime::now_secs() as f64;
         let mut errors = Map::new();
         for name in self.conf.claims_to_verify.iter().flatten() {
             let problem = match (name.as_str(), jwt.claims.get(name).and_then(Value::as_f64)) {

@@ -92,7 +92,7 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
         header_names: conf
             .key_names
             .iter()
-            .map(|n| n.to_ascii_lowercase().replace('_', "-"))
+            .map(|n| crate::pdk::header_key(n))
             .collect(),
         challenge: HeaderValue::from_str(&challenge).map_err(|e| e.to_string())?,
         conf,
@@ -176,7 +176,10 @@ impl KeyAuth {
         let directory = ctx.directory.clone();
         let keys = directory.index::<Keys>(NAME).ok_or(Failure::Invalid)?;
         let cred = keys.0.get(&key).ok_or(Failure::Invalid)?;
-        if cred.expires_at.is_some_and(|t| t <= super::auth::now()) {
+        if cred
+            .expires_at
+            .is_some_and(|t| t <= crate::runtime::now_secs())
+        {
             return Err(Failure::Invalid);
         }
         let credential = CredentialRef {

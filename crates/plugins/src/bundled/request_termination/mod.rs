@@ -71,10 +71,7 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
     };
     Ok(Arc::new(RequestTermination {
         // nginx finds `x_trigger` as the header `x-trigger`.
-        trigger_header: conf
-            .trigger
-            .as_ref()
-            .map(|t| t.to_ascii_lowercase().replace('_', "-")),
+        trigger_header: conf.trigger.as_ref().map(|t| crate::pdk::header_key(t)),
         status,
         message,
         fixed,
