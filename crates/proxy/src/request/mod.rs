@@ -370,13 +370,17 @@ async fn proxy(
     // in the format the client's Accept asks for.
     let mut over_limit: Option<(silverback_plugins::Exit, Option<HeaderValue>)> = None;
     if !route.chain.is_empty() {
-        if route.chain.reads_body() {
+        let reads_body = route.chain.reads_body();
+        if reads_body {
             let body = std::mem::replace(&mut req.body, RequestBody::Empty);
             req.body = read_body(body, true, settings).await?;
         }
         let mut ctx = plugins::new_ctx(snapshot, conn, req, client_ip, request_id, started);
-        ctx.request
-            .set_read_body(plugins::body_for_plugins(&req.body));
+        // Plugins that did not ask for the body see it as unread, whatever its form.
+        if reads_body {
+            ctx.request
+                .set_read_body(plugins::body_for_plugins(&req.body));
+        }
         plugins::enter_route(&mut ctx, route, captures.as_ref());
         let (run, mut exit) = route.chain.access(&mut ctx).await;
         if exit.is_none()
