@@ -326,6 +326,23 @@ async fn dbless_admin_is_read_only_and_post_config_goes_live() {
     .await;
     assert_eq!(r.status, 304);
 
+    // GET /config is the running config as `db_export` writes it: posted back, it is the same
+    // config (same hash: 304).
+    let r = gw.admin("GET", "/config", Value::Null).await;
+    assert_eq!(r.status, 200);
+    let exported = r.json()["config"].as_str().unwrap_or_default().to_string();
+    assert!(exported.contains("_transform: false"), "{exported}");
+    assert!(exported.contains("\"rb\""), "{exported}");
+    let r = send(
+        &client(),
+        "POST",
+        &gw.admin_url("/config?check_hash=1"),
+        &[("content-type", "text/yaml")],
+        exported,
+    )
+    .await;
+    assert_eq!(r.status, 304, "{}", r.text());
+
     // A bad body reports every error and changes nothing.
     let r = send(
         &client(),

@@ -152,38 +152,15 @@ pub async fn post<S: Store>(
     Ok(response::created(&Value::Object(out)))
 }
 
-/// The running configuration as a declarative document (nulls left out).
-pub fn export(config: &silverback_model::Config) -> Value {
-    let mut doc = Map::new();
-    doc.insert("_format_version".into(), "3.0".into());
-    doc.insert("_transform".into(), false.into());
-    for (entity, rows) in config.iter() {
-        if rows.is_empty() {
-            continue;
-        }
-        let rows: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                Value::Object(
-                    r.iter()
-                        .filter(|(_, v)| !v.is_null())
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                )
-            })
-            .collect();
-        doc.insert(entity.to_string(), Value::Array(rows));
-    }
-    Value::Object(doc)
-}
-
 /// `GET /config`: `{"config": "<yaml>"}`.
 pub async fn get<S: Store>(st: &AdminState<S>) -> Result<Response, AdminError> {
     if st.store.writable() {
         return Err(AdminError::BadRequest(ONLY_DBLESS.into()));
     }
     let config = st.store.load().await?;
-    let yaml = serde_saphyr::to_string(&export(&config))
+    // Kong answers with the same document `kong config db_export` writes.
+    let doc = silverback_store::export::declarative(&config);
+    let yaml = silverback_store::export::to_yaml(&doc)
         .map_err(|e| AdminError::Internal(format!("cannot render the config as YAML: {e}")))?;
     Ok(response::ok(&json!({ "config": yaml })))
 }
