@@ -5,7 +5,6 @@
 
 use crate::entities::credentials::{
     Acl, BasicAuthCredential, HmacAuthCredential, JwtSecret, KeyAuthCredential, OAuth2Credential,
-    OAuth2Token,
 };
 use crate::entities::{
     CaCertificate, Certificate, Consumer, ENTITIES, Plugin, Route, Service, Sni, Target, Upstream,
@@ -229,9 +228,6 @@ impl Config {
     }
     pub fn oauth2_credentials(&self) -> Result<Vec<OAuth2Credential>, RowError> {
         self.typed("oauth2_credentials")
-    }
-    pub fn oauth2_tokens(&self) -> Result<Vec<OAuth2Token>, RowError> {
-        self.typed("oauth2_tokens")
     }
 
     /// MD5 over the entity names and the digests of their rows, in order: equal contents

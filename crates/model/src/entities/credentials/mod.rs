@@ -4,8 +4,9 @@
 //!
 //! For the plugins that authenticate requests:
 //! - typed rows: [`KeyAuthCredential`], [`BasicAuthCredential`], [`JwtSecret`],
-//!   [`HmacAuthCredential`], [`Acl`], [`OAuth2Credential`], [`OAuth2Token`],
-//!   [`OAuth2AuthorizationCode`], listed by the matching [`crate::Config`] methods;
+//!   [`HmacAuthCredential`], [`Acl`], [`OAuth2Credential`], listed by the matching
+//!   [`crate::Config`] methods (oauth2 codes and tokens are runtime state: the plugins crate's
+//!   `runtime` module types them);
 //! - [`verify_password`] for basic-auth passwords (argon2id PHC strings as Silverback stores
 //!   them, or Kong's `sha1(password .. consumer_id)` hex kept from an import), and
 //!   [`verify_client_secret`] for oauth2 client secrets (plain or hashed);
@@ -23,7 +24,7 @@ pub use basicauth::BasicAuthCredential;
 pub use hmacauth::HmacAuthCredential;
 pub use jwt::JwtSecret;
 pub use keyauth::KeyAuthCredential;
-pub use oauth2::{OAuth2AuthorizationCode, OAuth2Credential, OAuth2Token};
+pub use oauth2::OAuth2Credential;
 
 use crate::schema::{Field, FieldErrors, Map};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};

@@ -35,36 +35,6 @@ impl OAuth2Credential {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct OAuth2AuthorizationCode {
-    pub id: Uuid,
-    pub created_at: Option<i64>,
-    pub service: Option<ForeignKey>,
-    pub credential: ForeignKey,
-    pub code: String,
-    pub authenticated_userid: Option<String>,
-    pub scope: Option<String>,
-    pub challenge: Option<String>,
-    pub challenge_method: Option<String>,
-    pub plugin: Option<ForeignKey>,
-    pub ttl: Option<i64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct OAuth2Token {
-    pub id: Uuid,
-    pub created_at: Option<i64>,
-    pub service: Option<ForeignKey>,
-    pub credential: ForeignKey,
-    pub token_type: String,
-    pub expires_in: i64,
-    pub access_token: String,
-    pub refresh_token: Option<String>,
-    pub authenticated_userid: Option<String>,
-    pub scope: Option<String>,
-    pub ttl: Option<i64>,
-}
-
 /// Kong's `validate_uri` (LuaSocket's `url.parse`): a scheme and a host are required, a
 /// fragment is refused.
 pub fn check_redirect_uri(v: &Value) -> Result<(), String> {
