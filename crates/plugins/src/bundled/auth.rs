@@ -3,8 +3,11 @@
 
 use crate::handler::Phase;
 use crate::pdk::{Ctx, Exit};
+use http::HeaderValue;
 use serde_json::Value;
 use silverback_model::Row;
+use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Runs an authentication the way every Kong auth plugin does. Without `anonymous` (logical
@@ -89,6 +92,49 @@ pub(crate) fn consumer_of(row: &Row) -> Option<Uuid> {
         .and_then(|c| c.get("id"))
         .and_then(Value::as_str)
         .and_then(|c| c.parse().ok())
+}
+
+/// A username-and-secret credential (basic-auth, hmac-auth) as the plugin's index keeps it.
+pub(crate) struct UserCredential {
+    pub id: Uuid,
+    pub consumer: Uuid,
+    /// The stored secret field's value (basic-auth: the password hash, never the password).
+    pub secret: String,
+    /// `X-Credential-Identifier`: the username, as Kong sends it.
+    pub identifier: HeaderValue,
+}
+
+/// Credential rows by `username`, with their `secret_field`; rows missing a field are left out.
+pub(crate) fn by_username(
+    rows: &[Arc<Row>],
+    secret_field: &str,
+) -> HashMap<String, UserCredential> {
+    let mut creds = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let text = |f: &str| row.get(f).and_then(Value::as_str);
+        let (Some(id), Some(username), Some(secret), Some(consumer)) = (
+            row.id(),
+            text("username"),
+            text(secret_field),
+            consumer_of(row),
+        ) else {
+            continue;
+        };
+        let Ok(identifier) = HeaderValue::from_str(username) else {
+            continue;
+        };
+        let secret = secret.to_string();
+        creds.insert(
+            username.to_string(),
+            UserCredential {
+                id,
+                consumer,
+                secret,
+                identifier,
+            },
+        );
+    }
+    creds
 }
 
 /// `Key realm="x"`-style challenges: `scheme` alone without a realm.

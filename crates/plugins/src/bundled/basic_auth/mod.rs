@@ -40,15 +40,8 @@ pub(crate) fn definition() -> PluginDef {
     }
 }
 
-#[derive(Debug)]
-struct Credential {
-    id: Uuid,
-    consumer: Uuid,
-    /// The stored hash (argon2 PHC or Kong's sha1 hex), never the password.
-    password: String,
-    /// `X-Credential-Identifier`: the username, as Kong sends it.
-    identifier: HeaderValue,
-}
+/// A credential's `secret` is the stored hash (argon2 PHC or Kong's sha1 hex).
+type Credential = auth::UserCredential;
 
 /// Successful verifications kept before the oldest are dropped all at once.
 const VERIFIED_CAP: usize = 4096;
@@ -82,7 +75,7 @@ impl Credentials {
         {
             return true;
         }
-        if !verify_password(&cred.password, password, cred.consumer) {
+        if !verify_password(&cred.secret, password, cred.consumer) {
             return false;
         }
         if let (Some(d), Ok(mut v)) = (digest, self.verified.write()) {
@@ -96,29 +89,7 @@ impl Credentials {
 }
 
 fn build_index(rows: &[Arc<Row>]) -> Arc<dyn Any + Send + Sync> {
-    let mut by_username = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let (Some(id), Some(username), Some(password), Some(consumer)) = (
-            row.id(),
-            row.get("username").and_then(Value::as_str),
-            row.get("password").and_then(Value::as_str),
-            auth::consumer_of(row),
-        ) else {
-            continue;
-        };
-        let Ok(identifier) = HeaderValue::from_str(username) else {
-            continue;
-        };
-        by_username.insert(
-            username.to_string(),
-            Credential {
-                id,
-                consumer,
-                password: password.to_string(),
-                identifier,
-            },
-        );
-    }
+    let by_username = auth::by_username(rows, "password");
     let rng = ring::rand::SystemRandom::new();
     let digest_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).ok();
     Arc::new(Credentials {

@@ -20,7 +20,6 @@ use silverback_model::Row;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
-use uuid::Uuid;
 
 pub(crate) const NAME: &str = "hmac-auth";
 
@@ -46,41 +45,12 @@ pub(crate) fn definition() -> PluginDef {
     }
 }
 
-struct Credential {
-    id: Uuid,
-    consumer: Uuid,
-    secret: Vec<u8>,
-    /// `X-Credential-Identifier`: the username, as Kong sends it.
-    identifier: HeaderValue,
-}
+type Credential = auth::UserCredential;
 
 struct Credentials(HashMap<String, Credential>);
 
 fn build_index(rows: &[Arc<Row>]) -> Arc<dyn Any + Send + Sync> {
-    let mut creds = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let text = |f: &str| row.get(f).and_then(Value::as_str);
-        let (Some(id), Some(username), Some(secret), Some(consumer)) = (
-            row.id(),
-            text("username"),
-            text("secret"),
-            auth::consumer_of(row),
-        ) else {
-            continue;
-        };
-        let Ok(identifier) = HeaderValue::from_str(username) else {
-            continue;
-        };
-        creds.insert(
-            username.to_string(),
-            Credential {
-                id,
-                consumer,
-                secret: secret.as_bytes().to_vec(),
-                identifier,
-            },
-        );
-    }
+    let creds = auth::by_username(rows, "secret");
     Arc::new(Credentials(creds))
 }
 
@@ -263,7 +233,7 @@ impl HmacAuth {
         let given = auth::decode_base64(params.signature.as_bytes()).unwrap_or_default();
         // `hmac::verify` compares in constant time.
         if hmac::verify(
-            &hmac::Key::new(alg, &cred.secret),
+            &hmac::Key::new(alg, cred.secret.as_bytes()),
             signed.as_bytes(),
             &given,
         )
