@@ -3,7 +3,7 @@
 //! answers, `.../big/<n>` streams n bytes, `.../sink` counts the body without keeping it; any
 //! other path echoes the request back as JSON, with the peer address the request came from (so
 //! tests can tell upstream connections apart). A request header `x-set-response-header:
-//! name=value` makes the echo add that header to its response.
+//! name=value` makes the echo (and `/big`) add that header to its response.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
@@ -172,6 +172,15 @@ async fn respond(
             .insert("content-length", n.to_string().parse().unwrap());
         resp.headers_mut()
             .insert("x-upstream-name", name.parse().unwrap());
+        if let Some((k, v)) = header_str(&req, "x-set-response-header")
+            .as_deref()
+            .and_then(|s| s.split_once('='))
+        {
+            resp.headers_mut().insert(
+                hyper::header::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
+                v.trim().parse().unwrap(),
+            );
+        }
         return Ok(resp);
     }
     if path.contains("/sink") {
