@@ -607,16 +607,26 @@ services:
     assert_eq!(status(&small), "Hit");
     assert_eq!(small.body.len(), 200_000);
 
-    // Larger than the whole cache: passed through whole, never stored.
+    // Chunked, of unknown length: cached too.
+    let chunked = [plain[0], ("x-no-length", "1")];
+    let r = get(&client(), &gw.url("/big/300000"), &chunked).await;
+    assert_eq!(status(&r), "Miss");
+    assert!(r.header("content-length").is_none());
+    let r = get(&client(), &gw.url("/big/300000"), &chunked).await;
+    assert_eq!(status(&r), "Hit");
+    assert_eq!(r.body.len(), 300_000);
+
+    // Larger than the whole cache, declared or found out while streaming: passed through
+    // whole, never stored.
     let hits = up.hits();
-    for _ in 0..2 {
-        let big = get(&client(), &gw.url("/big/3000000"), &plain).await;
+    for headers in [&plain[..], &chunked[..], &plain[..], &chunked[..]] {
+        let big = get(&client(), &gw.url("/big/3000000"), headers).await;
         assert_eq!(big.status, 200);
         assert_eq!(status(&big), "Miss");
         assert_eq!(big.body.len(), 3_000_000);
         assert!(big.body.iter().all(|b| *b == b'x'));
     }
-    assert_eq!(up.hits(), hits + 2);
+    assert_eq!(up.hits(), hits + 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -657,11 +667,11 @@ async fn admin_api_changes_never_serve_old_entries() {
 
     // A route change: the next request is a Miss.
     let r = gw
-        .admin("PATCH", "/routes/r", json!({"paths": ["/c", "/c2"]}))
+        .admin("PATCH", "/routes/r", json!({"paths": ["/c", "/d"]}))
         .await;
     ok(&r, "patch route");
     eventually(WAIT, "the route change is live", || async {
-        req(&gw, "x.test", "/c2", &[]).await.status == 200
+        req(&gw, "x.test", "/d", &[]).await.status == 200
     })
     .await;
     assert_eq!(status(&req(&gw, "x.test", "/c", &[]).await), "Miss");

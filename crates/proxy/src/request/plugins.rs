@@ -224,10 +224,12 @@ pub(crate) fn respond(
 ) -> Reply {
     let Plugged { mut ctx, run } = plugged;
     // A body of known length keeps its length through `body_filter` unless a plugin clears
-    // Content-Length in `header_filter` (as Kong's body-changing plugins do), so it must be
-    // there for them to clear.
+    // Content-Length in `header_filter` (as Kong's body-changing plugins do), so a body the
+    // gateway made carries one for them to clear, as nginx's does. (An upstream's head is
+    // left as it came.)
     let exact = reply.body.size_hint().exact();
     if run.has_body_filter()
+        && source != ResponseSource::Service
         && let Some(n) = exact
         && !reply.fields.contains("content-length")
     {

@@ -7,6 +7,7 @@
 //! be stored. If so, `body_filter` keeps a copy of the chunks as they stream to the client,
 //! giving up on bodies larger than the cache can hold, and stores the whole at the end.
 
+mod fields;
 mod key;
 mod rules;
 mod schema;
@@ -19,6 +20,7 @@ use crate::pdk::{Ctx, Exit, ExitBody, header_key};
 use crate::registry::PluginDef;
 use crate::runtime::now_secs;
 use bytes::{Bytes, BytesMut};
+use fields::{AGE, X_CACHE_KEY, X_CACHE_STATUS, display_name, is_gateway_field, is_replayed};
 use http::{HeaderName, HeaderValue, StatusCode};
 use rules::{Directives, MediaType};
 use schema::{DEFAULT_DICTIONARY, ProxyCacheConfig, ResponseHeadersConfig};
@@ -28,10 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) const NAME: &str = "proxy-cache";
-
-const X_CACHE_STATUS: HeaderName = HeaderName::from_static("x-cache-status");
-const X_CACHE_KEY: HeaderName = HeaderName::from_static("x-cache-key");
-const AGE: HeaderName = HeaderName::from_static("age");
 
 pub(crate) fn definition() -> PluginDef {
     PluginDef {
@@ -168,55 +166,6 @@ struct State {
     storing: Storing,
     /// The request asked for the diagnostic headers (`Kong-Debug`).
     debug: bool,
-}
-
-/// Fields the gateway adds to proxied responses itself: they describe one exchange, so they
-/// are neither stored nor replayed (Kong adds them after the plugins' `header_filter`).
-fn is_gateway_field(name: &[u8]) -> bool {
-    [
-        "via",
-        "x-kong-request-id",
-        "x-kong-upstream-latency",
-        "x-kong-proxy-latency",
-        "x-kong-response-latency",
-        "x-kong-upstream-status",
-    ]
-    .iter()
-    .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
-}
-
-/// Stored fields that a Hit does not send back: hop-by-hop ones, the length (the body sets
-/// it), rate-limit counters and the previous diagnostic headers.
-fn is_replayed(name: &[u8]) -> bool {
-    let lower = name.to_ascii_lowercase();
-    let hop_by_hop = [
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "age",
-        "x-cache-status",
-        "x-cache-key",
-    ]
-    .iter()
-    .any(|n| lower == n.as_bytes());
-    !hop_by_hop && !lower.windows(19).any(|w| w == b"ratelimit-remaining")
-}
-
-/// Our own fields with Kong's spelling (as Kong's Admin API shows stored headers).
-fn display_name(name: &[u8]) -> Bytes {
-    if name.eq_ignore_ascii_case(b"x-cache-status") {
-        Bytes::from_static(b"X-Cache-Status")
-    } else if name.eq_ignore_ascii_case(b"x-cache-key") {
-        Bytes::from_static(b"X-Cache-Key")
-    } else {
-        Bytes::copy_from_slice(name)
-    }
 }
 
 impl ProxyCache {
@@ -472,7 +421,17 @@ impl Handler for ProxyCache {
             }
         });
         let headers_size = store::headers_weight(&stored);
-        let fits = ctx.runtime.proxy_cache.fits(headers_size);
+        // A declared length that cannot fit: not worth collecting any of it. (A HEAD
+        // response declares the length of a body it does not have.)
+        let declared = headers
+            .get_str("content-length")
+            .filter(|_| ctx.request.method != http::Method::HEAD)
+            .and_then(|l| l.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let fits = ctx
+            .runtime
+            .proxy_cache
+            .fits(headers_size.saturating_add(declared));
         let status = ctx.response.status.as_u16();
         let Some(state) = ctx.data_mut::<State>() else {
             return Ok(());

@@ -148,3 +148,56 @@ pub fn config() -> Record {
         ),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::{Value, json};
+    use silverback_model::schema::{FieldErrors, Validator};
+
+    /// The config with defaults filled, or the errors as JSON.
+    fn validate(given: Value) -> Result<Value, Value> {
+        let mut m = given.as_object().unwrap().clone();
+        let mut errors = FieldErrors::default();
+        Validator::new(0).process(&config(), &mut m, &mut errors);
+        if errors.is_empty() {
+            Ok(Value::Object(m))
+        } else {
+            Err(errors.to_json())
+        }
+    }
+
+    #[test]
+    fn kong_schema_spec() {
+        let c = validate(json!({"strategy": "memory"})).unwrap();
+        assert_eq!(c["content_type"], json!(["text/plain", "application/json"]));
+        assert_eq!(c["storage_ttl"], Value::Null);
+        assert_eq!(c["ignore_uri_case"], false);
+        assert!(super::super::build(&c).is_ok());
+        assert!(validate(json!({"strategy": "memory", "response_code": [123, 200]})).is_ok());
+        let e = validate(json!({"strategy": "memory", "response_code": [99]})).unwrap_err();
+        assert_eq!(
+            e["response_code"],
+            json!(["value should be between 100 and 900"])
+        );
+        let e = validate(json!({"strategy": "memory", "response_code": []})).unwrap_err();
+        assert_eq!(e["response_code"], "length must be at least 1");
+        let e = validate(json!({"strategy": "memory", "response_code": ""})).unwrap_err();
+        assert_eq!(e["response_code"], "expected an array");
+        let e = validate(json!({"strategy": "memory", "response_code": [123.5]})).unwrap_err();
+        assert_eq!(e["response_code"], json!(["expected an integer"]));
+        let e = validate(json!({"strategy": "memory", "cache_ttl": -1})).unwrap_err();
+        assert_eq!(e["cache_ttl"], "value must be greater than 0");
+        for types in [json!(["application/*", "*/text"]), json!(["*/*"])] {
+            assert!(validate(json!({"strategy": "memory", "content_type": types})).is_ok());
+        }
+        let e = validate(json!({"strategy": "redis"})).unwrap_err();
+        assert_eq!(e["strategy"], "expected one of: memory");
+        let e = validate(json!({"strategy": "memory", "request_method": ["DELETE"]})).unwrap_err();
+        assert_eq!(
+            e["request_method"],
+            json!(["expected one of: HEAD, GET, POST, PATCH, PUT"])
+        );
+    }
+}
