@@ -10,7 +10,7 @@ use crate::response;
 use crate::snapshot::{CompiledRoute, Snapshot};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, SERVER, VIA};
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use silverback_plugins::pdk::{
     Body as PluginBody, Exit, ExitBody, Request, Response, ResponseSource, Scheme, UriCaptures,
@@ -172,13 +172,11 @@ fn exit_body(exit: Exit, accept: Option<&str>, request_id: &HeaderValue) -> Repl
             body: ResponseBody::Empty,
         },
     };
-    let mut seen: Vec<HeaderName> = Vec::new();
-    for (name, value) in exit.headers {
-        if seen.contains(&name) {
-            reply.fields.append(name, value);
+    for (i, (name, value)) in exit.headers.iter().enumerate() {
+        if exit.headers.iter().take(i).any(|(n, _)| n == name) {
+            reply.fields.append(name.clone(), value.clone());
         } else {
-            seen.push(name.clone());
-            reply.fields.set(name, value);
+            reply.fields.set(name.clone(), value.clone());
         }
     }
     reply
