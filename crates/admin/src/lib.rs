@@ -14,7 +14,8 @@
 //! [`router`] (paths and methods to endpoints), [`body`] and [`coerce`] (request bodies),
 //! [`dao`] (reads, writes, merges on the store), [`entities`] (the generated entity endpoints),
 //! [`certificates`] (their SNI list), [`query`] (pagination and tag filters), [`errors`] (Kong's
-//! error bodies), [`node`], [`schemas`], [`tags`], [`dbless`] (`/config`) and [`auth`].
+//! error bodies), [`node`], [`schemas`], [`tags`], [`dbless`] (`/config`), [`auth`], and the
+//! plugins' own endpoints ([`proxy_cache`]).
 
 pub mod auth;
 pub mod body;
@@ -25,6 +26,7 @@ pub mod dbless;
 pub mod entities;
 pub mod errors;
 pub mod node;
+pub mod proxy_cache;
 pub mod query;
 pub mod response;
 pub mod router;

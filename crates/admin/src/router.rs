@@ -13,7 +13,7 @@ use crate::errors::AdminError;
 use crate::query::Query;
 use crate::state::AdminState;
 use crate::table::{self, Entity};
-use crate::{auth, dbless, node, response, schemas, tags};
+use crate::{auth, dbless, node, proxy_cache, response, schemas, tags};
 use axum::body::Body as AxumBody;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -45,6 +45,9 @@ enum Target<'a> {
     Nested(Nest<'a>),
     NestedItem(Nest<'a>, &'a str),
     Foreign(Foreign<'a>),
+    ProxyCache,
+    ProxyCacheKey(&'a str),
+    ProxyCachePluginKey(&'a str, &'a str),
 }
 
 impl Target<'_> {
@@ -54,7 +57,11 @@ impl Target<'_> {
         const POST: &[Method] = &[Method::POST];
         const GET_POST: &[Method] = &[Method::GET, Method::POST];
         const ITEM: &[Method] = &[Method::GET, Method::PUT, Method::PATCH, Method::DELETE];
+        const DELETE: &[Method] = &[Method::DELETE];
+        const GET_DELETE: &[Method] = &[Method::GET, Method::DELETE];
         match self {
+            Target::ProxyCache => DELETE,
+            Target::ProxyCacheKey(_) | Target::ProxyCachePluginKey(..) => GET_DELETE,
             Target::SchemaValidate(_) => POST,
             Target::Config | Target::Collection(_) | Target::Nested(_) => GET_POST,
             Target::Item(..) | Target::NestedItem(..) | Target::Foreign(_) => ITEM,
@@ -82,6 +89,9 @@ fn resolve<'a>(seg: &'a [String], raw: &'a [&'a str]) -> Option<Target<'a>> {
         ["tags"] => Target::Tags,
         ["tags", _] => Target::Tag(1),
         ["plugins", "enabled"] => Target::PluginsEnabled,
+        ["proxy-cache"] => Target::ProxyCache,
+        ["proxy-cache", _] => Target::ProxyCacheKey(&seg[1]),
+        ["proxy-cache", _, "caches", _] => Target::ProxyCachePluginKey(&seg[1], &seg[3]),
         ["plugins", "schema", _] => Target::PluginConfigSchema(&seg[2]),
         ["schemas", "plugins", "validate"] => Target::SchemaValidate("plugins"),
         ["schemas", "plugins", _] => Target::PluginSchema(&seg[2]),
@@ -161,6 +171,15 @@ async fn dispatch<S: Store>(
             dbless::post(st, q, req.body(true)?, &raw).await
         }
         Target::Config => dbless::get(st).await,
+        Target::ProxyCache => proxy_cache::purge_all(st).await,
+        Target::ProxyCacheKey(key) => match *m {
+            Method::DELETE => proxy_cache::purge(st, key).await,
+            _ => proxy_cache::get(st, key).await,
+        },
+        Target::ProxyCachePluginKey(plugin, key) => match *m {
+            Method::DELETE => proxy_cache::plugin_purge(st, plugin, key).await,
+            _ => proxy_cache::plugin_get(st, plugin, key).await,
+        },
         Target::Tags => tags::list(st, None, "", q).await,
         Target::Tag(i) => {
             let raw = req.raw.get(i).map_or("", String::as_str);

@@ -132,6 +132,8 @@ pub struct AdminState<S> {
     pub admin_token: Option<String>,
     pub sink: Arc<dyn ConfigSink>,
     pub status: StatusFn,
+    /// The state plugins keep at run time, shared with the proxy (proxy-cache's entries).
+    pub runtime: Arc<silverback_plugins::Runtime>,
     /// Held from a store write until its changes reach the sink.
     pub write_order: tokio::sync::Mutex<()>,
 }
@@ -147,6 +149,7 @@ impl<S> AdminState<S> {
             admin_token: None,
             sink: Arc::new(NoSink),
             status: Arc::new(|| Value::Object(Default::default())),
+            runtime: Arc::new(silverback_plugins::Runtime::in_memory()),
             write_order: tokio::sync::Mutex::new(()),
         }
     }

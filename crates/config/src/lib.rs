@@ -143,6 +143,8 @@ pub struct Settings {
     pub error_default_type: String,
     pub client_body_buffer_size: u64,
     pub client_max_body_size: u64,
+    /// Bytes of responses proxy-cache keeps in memory.
+    pub mem_cache_size: u64,
     pub router_flavor: RouterFlavor,
     /// Settings that were accepted but do nothing here, to be logged once at start.
     pub warnings: Vec<String>,
@@ -285,6 +287,7 @@ impl RawSettings {
             error_default_type: String::new(),
             client_body_buffer_size: 0,
             client_max_body_size: 0,
+            mem_cache_size: 0,
             router_flavor: RouterFlavor::TraditionalCompatible,
             warnings: self.warnings.clone(),
             shown: self
@@ -368,6 +371,10 @@ impl RawSettings {
             "client_max_body_size",
             values::parse_size(self.get("client_max_body_size"))
                 .map(|v| s.client_max_body_size = v),
+        );
+        check(
+            "mem_cache_size",
+            values::parse_size(self.get("mem_cache_size")).map(|v| s.mem_cache_size = v),
         );
         check(
             "router_flavor",

@@ -122,6 +122,11 @@ pub const SETTINGS: &[SettingDef] = &[
         "Largest accepted request body (413 above it); 0 = unlimited.",
     ),
     def(
+        "mem_cache_size",
+        "128m",
+        "Memory for proxy-cache's `memory` strategy (Kong's `kong_db_cache` dictionary): cached responses beyond it are evicted, least recently used first, and a response larger than it is not cached.",
+    ),
+    def(
         "router_flavor",
         "traditional_compatible",
         "Routing semantics: traditional_compatible, or traditional (same matching; only traditional honours path_handling v1).",
@@ -152,7 +157,6 @@ pub const KONG_SETTINGS_WITHOUT_EFFECT: &[&str] = &[
     "admin_gui_listen",
     "lmdb_environment_path",
     "lmdb_map_size",
-    "mem_cache_size",
     "worker_events_max_payload",
     "ssl_cipher_suite",
     "ssl_ciphers",

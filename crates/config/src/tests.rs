@@ -53,6 +53,7 @@ fn defaults_match_kong() {
     assert!(!s.headers.upstream_status);
     assert!(s.headers_upstream.request_id);
     assert_eq!(s.client_body_buffer_size, 8192);
+    assert_eq!(s.mem_cache_size, 128 * 1024 * 1024);
     assert!(s.worker_threads >= 1);
 }
 
@@ -99,8 +100,7 @@ fn unknown_env_setting_is_an_error() {
 
 #[test]
 fn kong_only_settings_warn_and_aliases_apply() {
-    let conf =
-        write_conf("nginx_worker_processes = 3\nmem_cache_size = 128m\nnginx_http_foo = 1\n");
+    let conf = write_conf("nginx_worker_processes = 3\nlmdb_map_size = 128m\nnginx_http_foo = 1\n");
     let s = Settings::load(Some(&conf.0), env(&[])).unwrap();
     assert_eq!(s.worker_threads, 3);
     assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);

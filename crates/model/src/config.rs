@@ -70,6 +70,11 @@ impl Row {
     pub fn id(&self) -> Option<Uuid> {
         self.id
     }
+
+    /// A digest of the row's content (without its timestamps): equal content, equal digest.
+    pub fn digest(&self) -> &[u8; 16] {
+        &self.digest
+    }
 }
 
 impl std::ops::Deref for Row {

@@ -109,7 +109,10 @@ pub trait Handler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Called for each chunk of the response body, then once with `eof` and an empty chunk.
+    /// Called for each chunk of the response body; the last call has `eof` set, with the last
+    /// chunk when the body knew it was the last, else with an empty chunk after it.
+    /// The response keeps its Content-Length framing unless `header_filter` cleared
+    /// Content-Length: a plugin that changes the body's length must do so, as in Kong.
     fn body_filter(
         &self,
         _ctx: &mut Ctx,

@@ -7,6 +7,7 @@
 //! rows survive a restart); [`MemoryOAuth2Store`] serves DB-less nodes and tests (tokens live
 //! as long as the process).
 
+pub use crate::bundled::proxy_cache::{CachedResponse, ResponseCache, dictionary_of};
 use crate::handler::PluginError;
 use std::collections::HashMap;
 use std::future::Future;
@@ -303,13 +304,23 @@ impl OAuth2Tokens {
 #[derive(Debug)]
 pub struct Runtime {
     pub oauth2: OAuth2Tokens,
+    /// proxy-cache's memory strategy: the node's cached responses, shared by every worker and
+    /// config snapshot, and purged through the Admin API.
+    pub proxy_cache: ResponseCache,
 }
 
 impl Runtime {
     pub fn new(oauth2: Arc<dyn OAuth2Store>) -> Self {
         Runtime {
             oauth2: OAuth2Tokens::new(oauth2),
+            proxy_cache: ResponseCache::default(),
         }
+    }
+
+    /// Bounds proxy-cache's memory strategy to `bytes` (Kong's `mem_cache_size`).
+    pub fn with_response_cache_size(mut self, bytes: u64) -> Self {
+        self.proxy_cache = ResponseCache::new(bytes);
+        self
     }
 
     /// In-memory stores only (DB-less nodes, tests).

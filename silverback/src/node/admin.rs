@@ -62,6 +62,7 @@ pub fn serve<S: Store>(
         .admin_token
         .as_ref()
         .map(|t| t.expose().to_string());
+    state.runtime = plugins.clone();
     state.sink = Arc::new(LiveConfig(reconfigurer, plugins));
     let counters = shared.clone();
     state.status = Arc::new(move || silverback_proxy::status::server_counters(&counters));

@@ -83,7 +83,7 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
         settings.worker_threads,
     );
     let source = Arc::new(control.block_on(Source::open(&settings))?);
-    let runtime = plugin_runtime(&source, control.handle());
+    let runtime = plugin_runtime(&source, control.handle(), settings.mem_cache_size);
     shared.set_runtime(runtime.clone());
     control.block_on(async {
         if source.is_empty_file() {
@@ -148,12 +148,19 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// The state plugins write while serving: with SQLite, oauth2 codes and tokens are rows of the
+/// The state plugins write while serving: proxy-cache's responses (in memory, bounded by
+/// `mem_cache_size`) and oauth2's codes and tokens. With SQLite, oauth2 codes and tokens are rows of the
 /// database (they survive restarts; rows past their ttl are purged every
 /// [`oauth2::PURGE_EVERY`]); DB-less, they live in memory and are lost on restart.
-fn plugin_runtime(source: &Source, runtime: &tokio::runtime::Handle) -> Arc<Runtime> {
+fn plugin_runtime(
+    source: &Source,
+    runtime: &tokio::runtime::Handle,
+    mem_cache_size: u64,
+) -> Arc<Runtime> {
     match source {
-        Source::File { .. } => Arc::new(Runtime::in_memory()),
+        Source::File { .. } => {
+            Arc::new(Runtime::in_memory().with_response_cache_size(mem_cache_size))
+        }
         Source::Sqlite(db) => {
             let store = Arc::new(oauth2::StoreOAuth2::new(db.clone()));
             let purging = store.clone();
@@ -171,7 +178,7 @@ fn plugin_runtime(source: &Source, runtime: &tokio::runtime::Handle) -> Arc<Runt
                     }
                 }
             });
-            Arc::new(Runtime::new(store))
+            Arc::new(Runtime::new(store).with_response_cache_size(mem_cache_size))
         }
     }
 }

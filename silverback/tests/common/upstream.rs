@@ -1,9 +1,9 @@
 //! A scriptable upstream server for the tests. Behaviour is chosen by the request path:
 //! `.../status/<code>` answers that status, `.../delay/<ms>` waits first, `.../hang` never
-//! answers, `.../big/<n>` streams n bytes, `.../sink` counts the body without keeping it; any
+//! answers, `.../big/<n>` streams n bytes (chunked with `x-no-length`), `.../sink` counts the body without keeping it; any
 //! other path echoes the request back as JSON, with the peer address the request came from (so
 //! tests can tell upstream connections apart). A request header `x-set-response-header:
-//! name=value` makes the echo add that header to its response.
+//! name=value` makes the echo (and `/big`) add that header to its response.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
@@ -168,10 +168,22 @@ async fn respond(
         let rest = (n % chunk.len() as u64) as usize;
         let stream = futures_stream(chunk, chunks, rest);
         let mut resp = Response::new(StreamBody::new(stream).boxed());
-        resp.headers_mut()
-            .insert("content-length", n.to_string().parse().unwrap());
+        // `x-no-length`: sent chunked, its size unknown until the end.
+        if header_str(&req, "x-no-length").is_none() {
+            resp.headers_mut()
+                .insert("content-length", n.to_string().parse().unwrap());
+        }
         resp.headers_mut()
             .insert("x-upstream-name", name.parse().unwrap());
+        if let Some((k, v)) = header_str(&req, "x-set-response-header")
+            .as_deref()
+            .and_then(|s| s.split_once('='))
+        {
+            resp.headers_mut().insert(
+                hyper::header::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
+                v.trim().parse().unwrap(),
+            );
+        }
         return Ok(resp);
     }
     if path.contains("/sink") {

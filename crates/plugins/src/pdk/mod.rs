@@ -62,6 +62,10 @@ pub struct Ctx {
     pub client_trusted: bool,
     /// The local address the request came in on (nginx's `$server_addr` / `$server_port`).
     pub server_addr: Option<std::net::SocketAddr>,
+    /// Kong's `KONG_PROXIED` on a plugin's exit: the response stands for the upstream's (a
+    /// proxy-cache hit), so it gets the headers of a proxied response (`Via`,
+    /// `X-Kong-Upstream-Latency`, `X-Kong-Proxy-Latency`) instead of the gateway's own.
+    pub proxied: bool,
     /// Per-plugin data, keyed by the plugin's position in the chain.
     data: Vec<(usize, Box<dyn Any + Send + Sync>)>,
     current: usize,
@@ -104,6 +108,7 @@ impl Ctx {
             runtime: Runtime::shared_default(),
             client_trusted: false,
             server_addr: None,
+            proxied: false,
             data: Vec::new(),
             current: 0,
             plugin_id: None,
@@ -152,6 +157,15 @@ impl Ctx {
             .iter()
             .find(|(p, _)| *p == self.current)
             .and_then(|(_, d)| d.downcast_ref())
+    }
+
+    /// The running plugin's data, to change in place.
+    pub fn data_mut<T: Any + Send + Sync>(&mut self) -> Option<&mut T> {
+        let current = self.current;
+        self.data
+            .iter_mut()
+            .find(|(p, _)| *p == current)
+            .and_then(|(_, d)| d.downcast_mut())
     }
 
     pub fn set_data<T: Any + Send + Sync>(&mut self, value: T) {

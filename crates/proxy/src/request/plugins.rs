@@ -2,12 +2,14 @@
 //! request, the chain runs its phases, and its results (changed request, exits, response
 //! changes, body hooks) are applied.
 
+use super::headers::{X_KONG_PROXY_LATENCY, X_KONG_REQUEST_ID, X_KONG_UPSTREAM_LATENCY};
 use super::{ClientRequest, ConnInfo, Reply, add_gateway_headers};
 use crate::body::ResponseBody;
+use crate::http::Fields;
 use crate::response;
 use crate::snapshot::{CompiledRoute, Snapshot};
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, SERVER, VIA};
 use http::{HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use silverback_plugins::pdk::{
@@ -106,8 +108,14 @@ pub(crate) fn body_for_plugins(body: &crate::body::RequestBody<'_>) -> PluginBod
     }
 }
 
-/// The reply for a plugin's exit, with the gateway's own headers.
+/// The reply for a plugin's exit, with the gateway's own headers, or those of a proxied
+/// response when the exit stands for the upstream's (a cached response).
 pub(crate) fn exit_reply(conn: &ConnInfo, exit: Exit, ctx: &Ctx, started: Instant) -> Reply {
+    if ctx.proxied {
+        let mut reply = exit_body(exit, None, &ctx.request_id);
+        add_proxied_headers(conn, &mut reply.fields, &ctx.request_id, started);
+        return reply;
+    }
     exit_reply_for(
         conn,
         exit,
@@ -125,6 +133,13 @@ pub(crate) fn exit_reply_for(
     request_id: &HeaderValue,
     started: Instant,
 ) -> Reply {
+    let mut reply = exit_body(exit, accept, request_id);
+    add_gateway_headers(conn, &mut reply.fields, request_id, started);
+    reply
+}
+
+/// An exit's status, body and headers (a header named more than once keeps every value).
+fn exit_body(exit: Exit, accept: Option<&str>, request_id: &HeaderValue) -> Reply {
     let mut reply = match exit.body {
         ExitBody::Error(message) => {
             let mime = response::negotiate(accept);
@@ -157,11 +172,44 @@ pub(crate) fn exit_reply_for(
             body: ResponseBody::Empty,
         },
     };
-    for (name, value) in exit.headers {
-        reply.fields.set(name, value);
+    for (i, (name, value)) in exit.headers.iter().enumerate() {
+        if exit.headers.iter().take(i).any(|(n, _)| n == name) {
+            reply.fields.append(name.clone(), value.clone());
+        } else {
+            reply.fields.set(name.clone(), value.clone());
+        }
     }
-    add_gateway_headers(conn, &mut reply.fields, request_id, started);
     reply
+}
+
+/// Kong's headers for a proxied response (`KONG_PROXIED`) that did not reach the upstream:
+/// no time was spent waiting on it.
+fn add_proxied_headers(
+    conn: &ConnInfo,
+    f: &mut Fields,
+    request_id: &HeaderValue,
+    started: Instant,
+) {
+    let s = &conn.shared.settings;
+    // The upstream protocol's version, as on proxied responses.
+    if s.headers.via {
+        f.set(VIA, s.via_h1.clone());
+    }
+    if s.headers.server && !f.contains("server") {
+        f.set_new(SERVER, s.server.clone());
+    }
+    if s.headers.upstream_latency {
+        f.set(X_KONG_UPSTREAM_LATENCY, HeaderValue::from(0u64));
+    }
+    if s.headers.proxy_latency {
+        f.set(
+            X_KONG_PROXY_LATENCY,
+            HeaderValue::from(started.elapsed().as_millis() as u64),
+        );
+    }
+    if s.headers.request_id {
+        f.set(X_KONG_REQUEST_ID, request_id.clone());
+    }
 }
 
 /// Runs the response phases over a reply: `header_filter` now, `body_filter` and `log` as the
@@ -173,6 +221,18 @@ pub(crate) fn respond(
     plugged: Plugged,
 ) -> Reply {
     let Plugged { mut ctx, run } = plugged;
+    // A body of known length keeps its length through `body_filter` unless a plugin clears
+    // Content-Length in `header_filter` (as Kong's body-changing plugins do), so a body the
+    // gateway made carries one for them to clear, as nginx's does. (An upstream's head is
+    // left as it came.)
+    let exact = reply.body.size_hint().exact();
+    if run.has_body_filter()
+        && source != ResponseSource::Service
+        && let Some(n) = exact
+        && !reply.fields.contains("content-length")
+    {
+        reply.fields.set(CONTENT_LENGTH, HeaderValue::from(n));
+    }
     if run.has_header_filter() {
         ctx.response = Response {
             status: reply.status,
@@ -185,6 +245,7 @@ pub(crate) fn respond(
                 reply.fields = std::mem::take(&mut ctx.response.headers);
             }
             Some(exit) => {
+                ctx.proxied = false;
                 reply = exit_reply(conn, exit, &ctx, ctx.started);
                 ctx.response.status = StatusCode::INTERNAL_SERVER_ERROR;
             }
@@ -194,11 +255,14 @@ pub(crate) fn respond(
         ctx.response.source = source;
     }
     if run.needs_body_hooks() {
+        let length = exact.filter(|_| reply.fields.contains("content-length"));
         let inner = std::mem::replace(&mut reply.body, ResponseBody::Empty);
         reply.body = ResponseBody::Hooked(Box::new(Hooked {
             inner,
             ctx,
             run,
+            length,
+            ended: false,
             logged: false,
         }));
     }
@@ -211,6 +275,10 @@ pub struct Hooked {
     inner: ResponseBody,
     ctx: Ctx,
     run: Run,
+    /// The length the body keeps through `body_filter` (Content-Length left in place).
+    length: Option<u64>,
+    /// `body_filter` saw `eof` (with the last chunk, when the body knew it was the last).
+    ended: bool,
     logged: bool,
 }
 
@@ -232,7 +300,11 @@ impl Hooked {
         match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(mut data) => {
-                    self.run.body_filter(&mut self.ctx, &mut data, false);
+                    // The last chunk carries `eof` when the body can tell: a plugin then
+                    // finishes before the client has it all (and may send its next request).
+                    let eof = self.inner.is_end_stream();
+                    self.ended = eof;
+                    self.run.body_filter(&mut self.ctx, &mut data, eof);
                     Poll::Ready(Some(Ok(Frame::data(data))))
                 }
                 Err(other) => Poll::Ready(Some(Ok(other))),
@@ -243,7 +315,10 @@ impl Hooked {
             }
             None => {
                 let mut last = Bytes::new();
-                self.run.body_filter(&mut self.ctx, &mut last, true);
+                if !self.ended {
+                    self.ended = true;
+                    self.run.body_filter(&mut self.ctx, &mut last, true);
+                }
                 self.log();
                 Poll::Ready((!last.is_empty()).then(|| Ok(Frame::data(last))))
             }
@@ -255,16 +330,23 @@ impl Hooked {
     }
 
     pub(crate) fn size_hint(&self) -> SizeHint {
-        if self.run.has_body_filter() {
-            SizeHint::default()
-        } else {
-            self.inner.size_hint()
+        match self.length {
+            Some(n) => SizeHint::with_exact(n),
+            None if self.run.has_body_filter() => SizeHint::default(),
+            None => self.inner.size_hint(),
         }
     }
 }
 
 impl Drop for Hooked {
     fn drop(&mut self) {
+        // A reply without a body to send (HEAD, 304) is never polled: its (empty) body still
+        // ends. One the client left in the middle of does not.
+        if !self.ended && !self.logged && self.inner.is_end_stream() {
+            self.ended = true;
+            let mut last = Bytes::new();
+            self.run.body_filter(&mut self.ctx, &mut last, true);
+        }
         self.log();
     }
 }
