@@ -86,14 +86,31 @@ pub(crate) fn enter_route(
     }
 }
 
-/// Gives the request back its (possibly changed) fields, target and body.
-pub(crate) fn give_back(ctx: &mut Ctx, req: &mut ClientRequest<'_>) {
+/// What plugins changed about the upstream request that is not part of [`ClientRequest`].
+#[derive(Debug, Default)]
+pub(crate) struct Overrides {
+    /// Replaces the path routing made (Kong's `kong.service.request.set_path`), unescaped.
+    pub path: Option<String>,
+    /// The Host to send, whatever `preserve_host` says.
+    pub host: Option<HeaderValue>,
+}
+
+/// Gives the request back its (possibly changed) method, fields, target and body; returns
+/// the rest of what plugins changed.
+pub(crate) fn give_back(ctx: &mut Ctx, req: &mut ClientRequest<'_>) -> Overrides {
     req.fields = std::mem::take(&mut ctx.request.headers);
+    if ctx.request.method != req.method {
+        req.method = ctx.request.method.clone();
+    }
     if let Some(t) = ctx.request.changed_target() {
         req.target = t.clone();
     }
     if let Some(b) = ctx.request.changed_body() {
         req.body = crate::body::RequestBody::Full(Some(b.clone()));
+    }
+    Overrides {
+        path: ctx.request.upstream_path().map(str::to_string),
+        host: ctx.request.upstream_host().cloned(),
     }
 }
 
@@ -173,7 +190,14 @@ pub(crate) fn respond(
     plugged: Plugged,
 ) -> Reply {
     let Plugged { mut ctx, run } = plugged;
+    // A body_filter may change the body's length. Like Kong's, replies carry their
+    // Content-Length into header_filter, and a plugin that will change the body drops it
+    // there; a length that survives is the one the client gets.
+    let mut length_kept = true;
     if run.has_header_filter() {
+        if run.has_body_filter() {
+            add_content_length(&mut reply);
+        }
         ctx.response = Response {
             status: reply.status,
             headers: std::mem::take(&mut reply.fields),
@@ -183,6 +207,7 @@ pub(crate) fn respond(
             None => {
                 reply.status = ctx.response.status;
                 reply.fields = std::mem::take(&mut ctx.response.headers);
+                length_kept = reply.fields.contains("content-length");
             }
             Some(exit) => {
                 reply = exit_reply(conn, exit, &ctx, ctx.started);
@@ -199,10 +224,29 @@ pub(crate) fn respond(
             inner,
             ctx,
             run,
+            length_kept,
             logged: false,
         }));
     }
     reply
+}
+
+/// Sets Content-Length on a reply whose body size is known but not in its fields (the
+/// gateway's own replies), so plugins see it as Kong's do.
+fn add_content_length(reply: &mut Reply) {
+    let status = reply.status;
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || reply.fields.contains("content-length")
+    {
+        return;
+    }
+    if let Some(n) = reply.body.size_hint().exact() {
+        reply
+            .fields
+            .set_new(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
 }
 
 /// A response body that runs `body_filter` on each chunk and `log` once it ends (or is
@@ -211,6 +255,8 @@ pub struct Hooked {
     inner: ResponseBody,
     ctx: Ctx,
     run: Run,
+    /// No plugin dropped Content-Length in header_filter: the body keeps its length.
+    length_kept: bool,
     logged: bool,
 }
 
@@ -229,24 +275,31 @@ impl Hooked {
         if self.logged {
             return Poll::Ready(None);
         }
-        match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(mut data) => {
-                    self.run.body_filter(&mut self.ctx, &mut data, false);
-                    Poll::Ready(Some(Ok(Frame::data(data))))
+        // A chunk a plugin holds back (to buffer the body) is not sent as an empty frame.
+        loop {
+            return match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(mut data) => {
+                        let had_data = !data.is_empty();
+                        self.run.body_filter(&mut self.ctx, &mut data, false);
+                        if had_data && data.is_empty() {
+                            continue;
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(data))))
+                    }
+                    Err(other) => Poll::Ready(Some(Ok(other))),
+                },
+                Some(Err(e)) => {
+                    self.log();
+                    Poll::Ready(Some(Err(e)))
                 }
-                Err(other) => Poll::Ready(Some(Ok(other))),
-            },
-            Some(Err(e)) => {
-                self.log();
-                Poll::Ready(Some(Err(e)))
-            }
-            None => {
-                let mut last = Bytes::new();
-                self.run.body_filter(&mut self.ctx, &mut last, true);
-                self.log();
-                Poll::Ready((!last.is_empty()).then(|| Ok(Frame::data(last))))
-            }
+                None => {
+                    let mut last = Bytes::new();
+                    self.run.body_filter(&mut self.ctx, &mut last, true);
+                    self.log();
+                    Poll::Ready((!last.is_empty()).then(|| Ok(Frame::data(last))))
+                }
+            };
         }
     }
 
@@ -255,7 +308,7 @@ impl Hooked {
     }
 
     pub(crate) fn size_hint(&self) -> SizeHint {
-        if self.run.has_body_filter() {
+        if self.run.has_body_filter() && !self.length_kept {
             SizeHint::default()
         } else {
             self.inner.size_hint()
