@@ -160,6 +160,18 @@ impl Chain {
         self.reads_body
     }
 
+    /// Whether a plugin here reads this request's body (by its headers). The consumer is not
+    /// known yet, so every configuration of the chain is asked.
+    pub fn reads_body_of(&self, headers: &silverback_http::Fields) -> bool {
+        self.reads_body
+            && self.entries.iter().any(|e| {
+                e.base
+                    .iter()
+                    .chain(e.by_consumer.values())
+                    .any(|i| i.handler.reads_body() && i.handler.reads_body_of(headers))
+            })
+    }
+
     pub fn phases(&self) -> Phases {
         self.phases
     }

@@ -129,4 +129,10 @@ pub trait Handler: Send + Sync + 'static {
     fn reads_body(&self) -> bool {
         false
     }
+
+    /// Asked only when [`Handler::reads_body`] is true: whether this request's body is one the
+    /// instance reads (its content type, say), so other bodies keep streaming.
+    fn reads_body_of(&self, _headers: &silverback_http::Fields) -> bool {
+        true
+    }
 }

@@ -1,6 +1,8 @@
 //! A scriptable upstream server for the tests. Behaviour is chosen by the request path:
 //! `.../status/<code>` answers that status, `.../delay/<ms>` waits first, `.../hang` never
-//! answers, `.../big/<n>` streams n bytes (chunked with `x-no-length`), `.../sink` counts the body without keeping it; any
+//! answers, `.../big/<n>` streams n bytes (chunked with `x-no-length`), `.../bigjson/<n>`
+//! streams a JSON object of about n bytes without Content-Length, `.../sink` counts the body
+//! without keeping it; any
 //! other path echoes the request back as JSON, with the peer address the request came from (so
 //! tests can tell upstream connections apart). A request header `x-set-response-header:
 //! name=value` makes the echo (and `/big`) add that header to its response.
@@ -186,6 +188,22 @@ async fn respond(
         }
         return Ok(resp);
     }
+    if let Some(n) = segment_after(&path, "/bigjson/").and_then(|s| s.parse::<u64>().ok()) {
+        // About n bytes of JSON object, streamed chunked: {"pad":"xx…","end":true}.
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let pad = n.saturating_sub(32);
+        let chunks = pad / chunk.len() as u64;
+        let rest = (pad % chunk.len() as u64) as usize;
+        let mut parts = vec![Bytes::from_static(b"{\"pad\":\"")];
+        parts.extend((0..chunks).map(|_| chunk.clone()));
+        parts.push(chunk.slice(..rest));
+        parts.push(Bytes::from_static(b"\",\"end\":true}"));
+        let stream = Parts(parts.into_iter());
+        let mut resp = Response::new(StreamBody::new(stream).boxed());
+        resp.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        return Ok(resp);
+    }
     if path.contains("/sink") {
         // What framed the body: the sink reports it along with the byte count.
         let content_length = header_str(&req, "content-length");
@@ -295,5 +313,18 @@ fn futures_stream(
         chunk,
         left: chunks,
         rest,
+    }
+}
+
+/// A body of these pieces, one frame each.
+struct Parts(std::vec::IntoIter<Bytes>);
+
+impl futures_core::Stream for Parts {
+    type Item = Result<Frame<Bytes>, Infallible>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(self.0.next().map(|b| Ok(Frame::data(b))))
     }
 }

@@ -18,6 +18,8 @@ mod rate_limiting;
 mod redirect;
 mod request_size_limiting;
 mod request_termination;
+mod request_transformer;
+mod response_transformer;
 
 use crate::registry::PluginDef;
 
@@ -39,5 +41,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         redirect::definition(),
         request_size_limiting::definition(),
         request_termination::definition(),
+        request_transformer::definition(),
+        response_transformer::definition(),
     ]
 }

@@ -159,7 +159,7 @@ impl Ctx {
             .and_then(|(_, d)| d.downcast_ref())
     }
 
-    /// The running plugin's data, to change in place.
+    /// The running plugin's data, to change in place (a body being buffered).
     pub fn data_mut<T: Any + Send + Sync>(&mut self) -> Option<&mut T> {
         let current = self.current;
         self.data

@@ -60,6 +60,11 @@ pub struct Request {
     pub expects_continue: bool,
     target: PathAndQuery,
     target_changed: bool,
+    /// The path a plugin sent upstream instead of the routed one (Kong's `set_path`).
+    upstream_path: Option<String>,
+    /// The Host a plugin set (Kong's `set_header("host")`): it goes upstream whatever
+    /// `preserve_host` says.
+    upstream_host: Option<HeaderValue>,
     body: Body,
     body_changed: bool,
     body_limit: Option<BodyLimit>,
@@ -93,6 +98,8 @@ impl Request {
             expects_continue: false,
             target,
             target_changed: false,
+            upstream_path: None,
+            upstream_host: None,
             body: Body::Unread,
             body_changed: false,
             body_limit: None,
@@ -127,8 +134,51 @@ impl Request {
         self.headers.get_all(name).count()
     }
 
+    /// Sets a header for the upstream; `Host` also becomes the Host the upstream gets (Kong's
+    /// `kong.service.request.set_header`).
     pub fn set_header(&mut self, name: HeaderName, value: HeaderValue) {
+        if name == http::header::HOST {
+            self.upstream_host = Some(value.clone());
+        }
         self.headers.set(name, value);
+    }
+
+    /// The Host a plugin set for the upstream.
+    pub fn upstream_host(&self) -> Option<&HeaderValue> {
+        self.upstream_host.as_ref()
+    }
+
+    /// Replaces the path sent upstream, whatever `strip_path` and the service path would make
+    /// of the request's (Kong's `kong.service.request.set_path`). The proxy escapes it as Kong
+    /// does; the query stays.
+    pub fn set_upstream_path(&mut self, path: impl Into<String>) {
+        self.upstream_path = Some(path.into());
+    }
+
+    /// The path a plugin set for the upstream, not yet escaped.
+    pub fn upstream_path(&self) -> Option<&str> {
+        self.upstream_path.as_deref()
+    }
+
+    /// Replaces the query sent upstream (without `?`; empty drops it), as Kong's
+    /// `kong.service.request.set_raw_query`.
+    pub fn set_raw_query(&mut self, query: &str) -> Result<(), http::uri::InvalidUri> {
+        let unchanged = match self.query() {
+            Some(q) => q == query,
+            None => query.is_empty(),
+        };
+        if unchanged {
+            return Ok(());
+        }
+        let path = self.path();
+        let text = if query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{query}")
+        };
+        self.target = PathAndQuery::from_maybe_shared(Bytes::from(text))?;
+        self.target_changed = true;
+        Ok(())
     }
 
     pub fn clear_header(&mut self, name: &str) {

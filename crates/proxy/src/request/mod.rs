@@ -369,8 +369,10 @@ async fn proxy(
     // A plugin's limit on the body still to be read: its answer once the limit is crossed,
     // in the format the client's Accept asks for.
     let mut over_limit: Option<(silverback_plugins::Exit, Option<HeaderValue>)> = None;
+    // What plugins changed about the upstream request beyond its fields, query and body.
+    let mut overrides = plugins::Overrides::default();
     if !route.chain.is_empty() {
-        let reads_body = route.chain.reads_body();
+        let reads_body = route.chain.reads_body_of(&req.fields);
         if reads_body {
             let body = std::mem::replace(&mut req.body, RequestBody::Empty);
             req.body = read_body(body, true, settings).await?;
@@ -397,7 +399,7 @@ async fn proxy(
         }
         // The reply is made while the context still holds the request's headers.
         let reply = exit.map(|exit| plugins::exit_reply(conn, exit, &ctx, started));
-        plugins::give_back(&mut ctx, req);
+        overrides = plugins::give_back(&mut ctx, req);
         *plugged = Some(Plugged { ctx, run });
         if let Some(reply) = reply {
             return Ok((reply, ResponseSource::Exit));
@@ -416,7 +418,10 @@ async fn proxy(
     };
     // Kong runs plugins on a route without a service (request-termination, say) first.
     let service = route.service.clone().ok_or(ProxyError::NoService)?;
-    let target = upstream_target(&req.target, &upstream_path)?;
+    let target = upstream_target(
+        &req.target,
+        overrides.path.as_deref().unwrap_or(&upstream_path),
+    )?;
 
     let fields = &mut req.fields;
     let client_ip_value = if client_ip == conn.peer.ip().to_canonical() {
@@ -476,11 +481,12 @@ async fn proxy(
         method: &req.method,
         target: &target,
         fields: &req.fields,
-        preserved_host: if route.preserve_host {
+        // A Host a plugin set wins over `preserve_host` and the service's, as in Kong.
+        preserved_host: overrides.host.as_ref().or(if route.preserve_host {
             client_host.as_ref()
         } else {
             None
-        },
+        }),
     };
     let sent_at = Instant::now();
     let resp = match send_with_retries(conn, &service, &head, body).await {
@@ -510,7 +516,8 @@ pub(crate) fn ip_value(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-/// The target sent upstream: the request's own when the path is unchanged (no copy).
+/// The target sent upstream: the request's own when the path is unchanged (no copy), else the
+/// upstream path (escaped as Kong does) with the request's query, which plugins may have changed.
 fn upstream_target(
     original: &PathAndQuery,
     upstream_path: &str,

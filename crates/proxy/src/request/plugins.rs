@@ -9,7 +9,7 @@ use crate::http::Fields;
 use crate::response;
 use crate::snapshot::{CompiledRoute, Snapshot};
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, SERVER, VIA};
+use http::header::{CONTENT_TYPE, SERVER, VIA};
 use http::{HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use silverback_plugins::pdk::{
@@ -88,14 +88,31 @@ pub(crate) fn enter_route(
     }
 }
 
-/// Gives the request back its (possibly changed) fields, target and body.
-pub(crate) fn give_back(ctx: &mut Ctx, req: &mut ClientRequest<'_>) {
+/// What plugins changed about the upstream request that is not part of [`ClientRequest`].
+#[derive(Debug, Default)]
+pub(crate) struct Overrides {
+    /// Replaces the path routing made (Kong's `kong.service.request.set_path`), unescaped.
+    pub path: Option<String>,
+    /// The Host to send, whatever `preserve_host` says.
+    pub host: Option<HeaderValue>,
+}
+
+/// Gives the request back its (possibly changed) method, fields, target and body; returns
+/// the rest of what plugins changed.
+pub(crate) fn give_back(ctx: &mut Ctx, req: &mut ClientRequest<'_>) -> Overrides {
     req.fields = std::mem::take(&mut ctx.request.headers);
+    if ctx.request.method != req.method {
+        req.method = ctx.request.method.clone();
+    }
     if let Some(t) = ctx.request.changed_target() {
         req.target = t.clone();
     }
     if let Some(b) = ctx.request.changed_body() {
         req.body = crate::body::RequestBody::Full(Some(b.clone()));
+    }
+    Overrides {
+        path: ctx.request.upstream_path().map(str::to_string),
+        host: ctx.request.upstream_host().cloned(),
     }
 }
 
@@ -225,13 +242,8 @@ pub(crate) fn respond(
     // Content-Length in `header_filter` (as Kong's body-changing plugins do), so a body the
     // gateway made carries one for them to clear, as nginx's does. (An upstream's head is
     // left as it came.)
-    let exact = reply.body.size_hint().exact();
-    if run.has_body_filter()
-        && source != ResponseSource::Service
-        && let Some(n) = exact
-        && !reply.fields.contains("content-length")
-    {
-        reply.fields.set(CONTENT_LENGTH, HeaderValue::from(n));
+    if run.has_body_filter() && source != ResponseSource::Service {
+        add_content_length(&mut reply);
     }
     if run.has_header_filter() {
         ctx.response = Response {
@@ -255,7 +267,9 @@ pub(crate) fn respond(
         ctx.response.source = source;
     }
     if run.needs_body_hooks() {
-        let length = exact.filter(|_| reply.fields.contains("content-length"));
+        let length = (reply.fields.contains("content-length"))
+            .then(|| reply.body.size_hint().exact())
+            .flatten();
         let inner = std::mem::replace(&mut reply.body, ResponseBody::Empty);
         reply.body = ResponseBody::Hooked(Box::new(Hooked {
             inner,
@@ -267,6 +281,24 @@ pub(crate) fn respond(
         }));
     }
     reply
+}
+
+/// Sets Content-Length on a reply whose body size is known but not in its fields (the
+/// gateway's own replies), so plugins see it as Kong's do.
+fn add_content_length(reply: &mut Reply) {
+    let status = reply.status;
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || reply.fields.contains("content-length")
+    {
+        return;
+    }
+    if let Some(n) = reply.body.size_hint().exact() {
+        reply
+            .fields
+            .set_new(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
 }
 
 /// A response body that runs `body_filter` on each chunk and `log` once it ends (or is
@@ -297,31 +329,38 @@ impl Hooked {
         if self.logged {
             return Poll::Ready(None);
         }
-        match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(mut data) => {
-                    // The last chunk carries `eof` when the body can tell: a plugin then
-                    // finishes before the client has it all (and may send its next request).
-                    let eof = self.inner.is_end_stream();
-                    self.ended = eof;
-                    self.run.body_filter(&mut self.ctx, &mut data, eof);
-                    Poll::Ready(Some(Ok(Frame::data(data))))
+        // A chunk a plugin holds back (to buffer the body) is not sent as an empty frame.
+        loop {
+            return match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(mut data) => {
+                        // The last chunk carries `eof` when the body can tell: a plugin then
+                        // finishes before the client has it all (and may send its next request).
+                        let eof = self.inner.is_end_stream();
+                        self.ended = eof;
+                        let had_data = !data.is_empty();
+                        self.run.body_filter(&mut self.ctx, &mut data, eof);
+                        if had_data && data.is_empty() && !eof {
+                            continue;
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(data))))
+                    }
+                    Err(other) => Poll::Ready(Some(Ok(other))),
+                },
+                Some(Err(e)) => {
+                    self.log();
+                    Poll::Ready(Some(Err(e)))
                 }
-                Err(other) => Poll::Ready(Some(Ok(other))),
-            },
-            Some(Err(e)) => {
-                self.log();
-                Poll::Ready(Some(Err(e)))
-            }
-            None => {
-                let mut last = Bytes::new();
-                if !self.ended {
-                    self.ended = true;
-                    self.run.body_filter(&mut self.ctx, &mut last, true);
+                None => {
+                    let mut last = Bytes::new();
+                    if !self.ended {
+                        self.ended = true;
+                        self.run.body_filter(&mut self.ctx, &mut last, true);
+                    }
+                    self.log();
+                    Poll::Ready((!last.is_empty()).then(|| Ok(Frame::data(last))))
                 }
-                self.log();
-                Poll::Ready((!last.is_empty()).then(|| Ok(Frame::data(last))))
-            }
+            };
         }
     }
 
