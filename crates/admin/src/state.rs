@@ -120,6 +120,11 @@ pub fn redact_configuration(v: Value) -> Value {
 /// Produces the `server` section of `GET /status` (connections, total_requests, ...).
 pub type StatusFn = Arc<dyn Fn() -> Value + Send + Sync>;
 
+/// Produces the `GET /metrics` body (the proxy's node and plugin metrics).
+pub type MetricsFn = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> + Send + Sync,
+>;
+
 /// Everything the Admin API serves from.
 pub struct AdminState<S> {
     pub store: Arc<S>,
@@ -132,12 +137,14 @@ pub struct AdminState<S> {
     pub admin_token: Option<String>,
     pub sink: Arc<dyn ConfigSink>,
     pub status: StatusFn,
+    pub metrics: MetricsFn,
     /// Held from a store write until its changes reach the sink.
     pub write_order: tokio::sync::Mutex<()>,
 }
 
 impl<S> AdminState<S> {
-    /// A state with the bundled plugins, no token, no sink and an empty status section.
+    /// A state with the bundled plugins, no token, no sink, an empty status section and no
+    /// metrics.
     pub fn new(store: Arc<S>, node: NodeInfo) -> Self {
         AdminState {
             store,
@@ -147,6 +154,7 @@ impl<S> AdminState<S> {
             admin_token: None,
             sink: Arc::new(NoSink),
             status: Arc::new(|| Value::Object(Default::default())),
+            metrics: Arc::new(|| Box::pin(async { String::new() })),
             write_order: tokio::sync::Mutex::new(()),
         }
     }

@@ -13,6 +13,7 @@ mod ip_restriction;
 mod jwt;
 mod key_auth;
 mod oauth2;
+pub(crate) mod prometheus;
 mod rate_limiting;
 mod redirect;
 mod request_size_limiting;
@@ -33,6 +34,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         jwt::definition(),
         key_auth::definition(),
         oauth2::definition(),
+        prometheus::definition(),
         rate_limiting::definition(),
         redirect::definition(),
         request_size_limiting::definition(),

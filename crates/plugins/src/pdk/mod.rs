@@ -2,10 +2,12 @@
 //! on its way back, who the client is, and the route and service it matched.
 
 mod client;
+pub mod log;
 mod request;
 mod response;
 
 pub use client::{ConsumerRef, CredentialRef, EntityRef, headers as consumer_headers};
+pub use log::Served;
 pub use request::{ArgValue, Body, BodyArgs, BodyLimit, QueryValue, Request, Scheme, header_key};
 pub use response::{Exit, ExitBody, Response, ResponseSource};
 
@@ -62,6 +64,8 @@ pub struct Ctx {
     pub client_trusted: bool,
     /// The local address the request came in on (nginx's `$server_addr` / `$server_port`).
     pub server_addr: Option<std::net::SocketAddr>,
+    /// Sizes and latencies, filled by the proxy for the `log` phase.
+    pub served: Served,
     /// Per-plugin data, keyed by the plugin's position in the chain.
     data: Vec<(usize, Box<dyn Any + Send + Sync>)>,
     current: usize,
@@ -104,6 +108,7 @@ impl Ctx {
             runtime: Runtime::shared_default(),
             client_trusted: false,
             server_addr: None,
+            served: Served::default(),
             data: Vec::new(),
             current: 0,
             plugin_id: None,
