@@ -15,12 +15,8 @@ use schema::PrometheusConfig;
 use serde_json::Value;
 use silverback_model::Config;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) const NAME: &str = "prometheus";
-
-/// Kong 3.x has workspaces; this gateway serves the default one.
-const WORKSPACE: &str = "default";
 
 pub(crate) fn definition() -> PluginDef {
     PluginDef {
@@ -87,36 +83,25 @@ impl Handler for Prometheus {
             _ => "",
         };
         let served = &ctx.served;
-        if self.bandwidth_metrics {
-            series::bandwidth(&[service, route_label, WORKSPACE, consumer], |b| {
-                if served.request_size > 0 {
-                    b.ingress.fetch_add(served.request_size, Relaxed);
-                }
-                if served.response_size > 0 {
-                    b.egress.fetch_add(served.response_size, Relaxed);
-                }
-            });
-        }
-        if self.status_code_metrics {
-            let source = match ctx.response.source {
-                ResponseSource::Service => "service",
-                ResponseSource::Exit | ResponseSource::Error => "kong",
-            };
-            let code = ctx.response.status.as_str();
-            series::requests(
-                &[service, route_label, code, source, WORKSPACE, consumer],
-                |n| n.0.fetch_add(1, Relaxed),
-            );
-        }
-        if self.latency_metrics {
-            series::latencies(&[service, route_label, WORKSPACE], |h| {
-                h.request.observe(millis(served.request_latency));
-                if let Some(up) = served.upstream_latency {
-                    h.upstream.observe(millis(up));
-                }
-                h.kong.observe(served.kong_latency.map_or(0, millis));
-            });
-        }
+        series::record(&series::Observation {
+            service,
+            route: route_label,
+            consumer,
+            status: self.status_code_metrics.then(|| {
+                let from_service = ctx.response.source == ResponseSource::Service;
+                (ctx.response.status, from_service)
+            }),
+            bandwidth: self
+                .bandwidth_metrics
+                .then_some((served.request_size, served.response_size)),
+            latencies: self.latency_metrics.then(|| {
+                (
+                    millis(served.request_latency),
+                    served.upstream_latency.map(millis),
+                    served.kong_latency.map_or(0, millis),
+                )
+            }),
+        });
     }
 }
 

@@ -4,10 +4,14 @@
 //! its mutex) is touched only the first time a worker meets a label set, and by scrapes.
 //! Series, like Kong's, live until the process ends and survive config changes.
 
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+/// Kong 3.x has workspaces; this gateway serves the default one.
+pub const WORKSPACE: &str = "default";
 
 /// Kong's buckets for `kong_kong_latency_ms`, in milliseconds.
 pub const KONG_LATENCY_BUCKETS: &[u64] = &[
@@ -150,16 +154,21 @@ pub fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A worker's shortcuts to one kind of series, by encoded label values.
-type Cache<T> = HashMap<Box<[u8]>, Arc<T>>;
+/// The series one (service, route, consumer) records into, as a worker knows them: each
+/// fetched from the registry the first time it is used.
+#[derive(Default)]
+struct Slot {
+    latencies: Option<Arc<Latencies>>,
+    bandwidth: Option<Arc<Bandwidth>>,
+    /// By status code and whether the service answered; a route sees few distinct ones.
+    requests: Vec<(u16, bool, Arc<Requests>)>,
+}
 
-/// A worker's shortcuts to the series it has met.
+/// A worker's shortcuts to the series it has met, by encoded (service, route, consumer).
 #[derive(Default)]
 struct Local {
     key: Vec<u8>,
-    latencies: Cache<Latencies>,
-    bandwidth: Cache<Bandwidth>,
-    requests: Cache<Requests>,
+    slots: FxHashMap<Box<[u8]>, Slot>,
 }
 
 thread_local! {
@@ -175,50 +184,96 @@ fn encode(key: &mut Vec<u8>, labels: &[&str]) {
     }
 }
 
-/// Runs `f` on the series of `labels` in one kind of table, creating it on first use.
-fn with<T: Default, R>(
-    labels: &[&str],
-    local: fn(&mut Local) -> &mut Cache<T>,
-    global: fn(&mut Registry) -> &mut Table<T>,
-    f: impl FnOnce(&T) -> R,
-) -> R {
-    LOCAL.with(|cell| {
-        let Ok(mut l) = cell.try_borrow_mut() else {
-            // Only reachable if recording re-entered itself: record without the cache.
-            let mut key = Vec::new();
-            encode(&mut key, labels);
-            let series = global(&mut registry()).get_or_insert(&key, labels);
-            return f(&series);
-        };
-        let mut key = std::mem::take(&mut l.key);
-        encode(&mut key, labels);
-        let result = match local(&mut l).get(key.as_slice()) {
-            Some(series) => f(series),
+/// Finds or creates the series of `labels` in one table.
+fn global<T: Default>(table: fn(&mut Registry) -> &mut Table<T>, labels: &[&str]) -> Arc<T> {
+    let mut key = Vec::new();
+    encode(&mut key, labels);
+    table(&mut registry()).get_or_insert(&key, labels)
+}
+
+/// What one request adds, as its plugin's options choose.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub service: &'a str,
+    pub route: &'a str,
+    /// Empty unless `per_consumer`.
+    pub consumer: &'a str,
+    /// Status code and whether the service made the response (`status_code_metrics`).
+    pub status: Option<(http::StatusCode, bool)>,
+    /// Bytes in and out (`bandwidth_metrics`).
+    pub bandwidth: Option<(u64, u64)>,
+    /// Request, upstream and kong latencies in ms (`latency_metrics`).
+    pub latencies: Option<(u64, Option<u64>, u64)>,
+}
+
+/// Adds one request: a hash lookup in the worker's cache, then relaxed atomic adds.
+pub fn record(o: &Observation<'_>) {
+    LOCAL.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut local) => {
+            let local = &mut *local;
+            encode(&mut local.key, &[o.service, o.route, o.consumer]);
+            let slot = match local.slots.get_mut(local.key.as_slice()) {
+                Some(slot) => slot,
+                None => local.slots.entry(local.key.as_slice().into()).or_default(),
+            };
+            add(slot, o);
+        }
+        // Only if recording re-entered itself: record without the cache.
+        Err(_) => add(&mut Slot::default(), o),
+    });
+}
+
+fn add(slot: &mut Slot, o: &Observation<'_>) {
+    if let Some((ingress, egress)) = o.bandwidth {
+        let b = slot.bandwidth.get_or_insert_with(|| {
+            global(
+                |r| &mut r.bandwidth,
+                &[o.service, o.route, WORKSPACE, o.consumer],
+            )
+        });
+        // Kong adds positive sizes only, so a direction appears once it has bytes.
+        if ingress > 0 {
+            b.ingress.fetch_add(ingress, Relaxed);
+        }
+        if egress > 0 {
+            b.egress.fetch_add(egress, Relaxed);
+        }
+    }
+    if let Some((status, from_service)) = o.status {
+        let code = status.as_u16();
+        let known = slot
+            .requests
+            .iter()
+            .find(|(c, s, _)| *c == code && *s == from_service);
+        let n = match known {
+            Some((_, _, n)) => n.clone(),
             None => {
-                let series = global(&mut registry()).get_or_insert(&key, labels);
-                let result = f(&series);
-                local(&mut l).insert(key.as_slice().into(), series);
-                result
+                let source = if from_service { "service" } else { "kong" };
+                let labels = [
+                    o.service,
+                    o.route,
+                    status.as_str(),
+                    source,
+                    WORKSPACE,
+                    o.consumer,
+                ];
+                let n = global(|r| &mut r.requests, &labels);
+                slot.requests.push((code, from_service, n.clone()));
+                n
             }
         };
-        l.key = key;
-        result
-    })
-}
-
-/// Labels: service, route, workspace.
-pub fn latencies<R>(labels: &[&str; 3], f: impl FnOnce(&Latencies) -> R) -> R {
-    with(labels, |l| &mut l.latencies, |r| &mut r.latencies, f)
-}
-
-/// Labels: service, route, workspace, consumer (direction is which counter).
-pub fn bandwidth<R>(labels: &[&str; 4], f: impl FnOnce(&Bandwidth) -> R) -> R {
-    with(labels, |l| &mut l.bandwidth, |r| &mut r.bandwidth, f)
-}
-
-/// Labels: service, route, code, source, workspace, consumer.
-pub fn requests<R>(labels: &[&str; 6], f: impl FnOnce(&Requests) -> R) -> R {
-    with(labels, |l| &mut l.requests, |r| &mut r.requests, f)
+        n.0.fetch_add(1, Relaxed);
+    }
+    if let Some((request, upstream, kong)) = o.latencies {
+        let h = slot
+            .latencies
+            .get_or_insert_with(|| global(|r| &mut r.latencies, &[o.service, o.route, WORKSPACE]));
+        h.request.observe(request);
+        if let Some(up) = upstream {
+            h.upstream.observe(up);
+        }
+        h.kong.observe(kong);
+    }
 }
 
 #[cfg(test)]
@@ -251,19 +306,46 @@ mod tests {
 
     #[test]
     fn workers_share_one_series_per_label_set() {
-        let labels = ["svc-series-test", "route-series-test", "default", ""];
-        bandwidth(&labels, |b| b.ingress.fetch_add(3, Relaxed));
-        std::thread::spawn(move || bandwidth(&labels, |b| b.ingress.fetch_add(4, Relaxed)))
-            .join()
-            .ok();
-        let total = bandwidth(&labels, |b| b.ingress.load(Relaxed));
-        assert_eq!(total, 7);
+        let o = Observation {
+            service: "svc-series-test",
+            route: "route-series-test",
+            consumer: "",
+            status: Some((http::StatusCode::OK, true)),
+            bandwidth: Some((3, 0)),
+            latencies: None,
+        };
+        record(&o);
+        record(&o);
+        std::thread::spawn(move || {
+            record(&Observation {
+                bandwidth: Some((4, 0)),
+                ..o
+            })
+        })
+        .join()
+        .ok();
         let reg = registry();
-        let n = reg
+        let mine = |l: &[String]| l.first().map(String::as_str) == Some("svc-series-test");
+        let bw: Vec<u64> = reg
             .bandwidth
             .series()
-            .filter(|(l, _)| l.first().map(String::as_str) == Some("svc-series-test"))
-            .count();
-        assert_eq!(n, 1);
+            .filter(|(l, _)| mine(l))
+            .map(|(_, b)| b.ingress.load(Relaxed))
+            .collect();
+        assert_eq!(bw, [10]);
+        let codes: Vec<(String, u64)> = reg
+            .requests
+            .series()
+            .filter(|(l, _)| mine(l))
+            .map(|(l, n)| (l.join("|"), n.0.load(Relaxed)))
+            .collect();
+        assert_eq!(
+            codes,
+            [(
+                "svc-series-test|route-series-test|200|service|default|".to_string(),
+                3
+            )]
+        );
+        assert!(!reg.latencies.series().any(|(l, _)| mine(l)));
     }
 }
