@@ -132,3 +132,49 @@ impl Switches {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(plugins: Value) -> Config {
+        let rows = plugins
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_object().cloned())
+            .collect();
+        Config::from_rows([("plugins", rows)].into_iter().collect())
+    }
+
+    #[test]
+    fn switches_follow_enabled_plugins() {
+        let none = config(json!([{"name": "key-auth", "enabled": true, "config": {}}]));
+        assert_eq!(Switches::of(&none), Switches::default());
+
+        let plain = config(json!([
+            {"name": "prometheus", "enabled": true, "config": {"upstream_health_metrics": false}},
+            {"name": "prometheus", "enabled": false, "config": {"upstream_health_metrics": true}},
+        ]));
+        assert_eq!(
+            Switches::of(&plain),
+            Switches {
+                enabled: true,
+                upstream_health: false
+            }
+        );
+
+        let health = config(json!([
+            {"name": "prometheus", "enabled": true, "config": {}},
+            {"name": "prometheus", "enabled": true, "config": {"upstream_health_metrics": true}},
+        ]));
+        assert_eq!(
+            Switches::of(&health),
+            Switches {
+                enabled: true,
+                upstream_health: true
+            }
+        );
+    }
+}
