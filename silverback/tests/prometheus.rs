@@ -234,10 +234,13 @@ async fn each_option_gates_its_metrics() {
         route("bw", "{bandwidth_metrics: true, per_consumer: true}"),
         route("none", "{}"),
         "  - name: bare\n    paths: [/bare]\n",
+    ) + &format!(
+        "- url: http://{}\n  routes:\n  - paths: [/anon]\n    plugins:\n    - name: prometheus\n      config: {{status_code_metrics: true}}\n",
+        up.addr
     );
     let gw = Gateway::with_config(&yaml).start();
     let c = client();
-    for r in ["none", "bare", "codes", "percons", "lat", "bw"] {
+    for r in ["anon", "none", "bare", "codes", "percons", "lat", "bw"] {
         let reply = get(&c, &gw.url(&format!("/{r}")), &[("apikey", "k")]).await;
         assert_eq!(reply.status, 200);
     }
@@ -289,6 +292,24 @@ async fn each_option_gates_its_metrics() {
         let needle = format!(r#"route="{route}""#);
         assert!(!text.contains(&needle), "{route} recorded:\n{text}");
     }
+    // Without names, Kong labels with the service host and the route id.
+    let routes = gw
+        .admin("GET", "/routes?size=1000", Value::Null)
+        .await
+        .json();
+    let anon = routes["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["paths"] == json!(["/anon"]))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let series = format!(
+        r#"kong_http_requests_total{{service="127.0.0.1",route="{anon}",code="200",source="service",workspace="default",consumer=""}}"#
+    );
+    assert_eq!(value(&text, &series), Some(1), "{text}");
     // No plugin asks for upstream health.
     assert!(!text.contains("kong_upstream_target_health"));
 }
