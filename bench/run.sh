@@ -94,6 +94,16 @@ services:
     - name: key-auth
     - name: rate-limiting
       config: {second: 1000000000, limit_by: consumer}
+  - name: prometheus
+    paths: [/prometheus]
+    plugins:
+    - name: prometheus
+      config:
+        per_consumer: true
+        status_code_metrics: true
+        latency_metrics: true
+        bandwidth_metrics: true
+        upstream_health_metrics: true
 YAML
 
 SILVERBACK_PREFIX="$work/prefix" \
@@ -124,7 +134,8 @@ python3 "$shared/compare.py" --header "Authorization: Basic $(printf bench:bench
   "sb+jwt-hs256=$sb=http://127.0.0.1:$port/jwt?jwt=$hs_token" \
   "sb+jwt-rs256=$sb=http://127.0.0.1:$port/jwt?jwt=$rs_token" \
   "sb+basic-auth=$sb=http://127.0.0.1:$port/basic-auth" \
-  "sb+key-auth+rl=$sb=http://127.0.0.1:$port/key-auth-rl" | tee "$work/out.txt"
+  "sb+key-auth+rl=$sb=http://127.0.0.1:$port/key-auth-rl" \
+  "sb+prometheus=$sb=http://127.0.0.1:$port/prometheus" | tee "$work/out.txt"
 
 # The added CPU per request of each plugin route over the no-plugin route, and its throughput.
 python3 - "$work/out.txt" <<'PY'

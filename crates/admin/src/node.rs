@@ -102,6 +102,17 @@ pub async fn status<S: Store>(st: &AdminState<S>) -> Result<Response, AdminError
     Ok(response::ok(&Value::Object(body)))
 }
 
+/// `GET /metrics` (the prometheus plugin's Admin API endpoint): the text the node renders.
+pub async fn metrics<S>(st: &AdminState<S>) -> Response {
+    let body = (st.metrics)().await;
+    let mut res = Response::new(axum::body::Body::from(body));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(silverback_plugins::prometheus::CONTENT_TYPE),
+    );
+    res
+}
+
 /// `GET /endpoints`.
 pub fn endpoints() -> Response {
     response::ok(&json!({ "data": crate::table::templates() }))

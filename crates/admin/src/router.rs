@@ -30,6 +30,7 @@ pub const MAX_BODY: usize = 64 * 1024 * 1024;
 enum Target<'a> {
     Root,
     Status,
+    Metrics,
     Endpoints,
     Config,
     Tags,
@@ -84,6 +85,7 @@ fn resolve<'a>(seg: &'a [String], raw: &'a [&'a str]) -> Option<Target<'a>> {
     Some(match s.as_slice() {
         [] => Target::Root,
         ["status"] => Target::Status,
+        ["metrics"] => Target::Metrics,
         ["endpoints"] => Target::Endpoints,
         ["config"] => Target::Config,
         ["tags"] => Target::Tags,
@@ -160,6 +162,7 @@ async fn dispatch<S: Store>(
     match t {
         Target::Root => node::root(st).await,
         Target::Status => node::status(st).await,
+        Target::Metrics => Ok(node::metrics(st).await),
         Target::Endpoints => Ok(node::endpoints()),
         Target::PluginsEnabled => Ok(node::enabled(st)),
         Target::PluginConfigSchema(n) => schemas::plugin_config(st, n),

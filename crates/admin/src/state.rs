@@ -120,6 +120,11 @@ pub fn redact_configuration(v: Value) -> Value {
 /// Produces the `server` section of `GET /status` (connections, total_requests, ...).
 pub type StatusFn = Arc<dyn Fn() -> Value + Send + Sync>;
 
+/// Produces the `GET /metrics` body (the proxy's node and plugin metrics).
+pub type MetricsFn = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> + Send + Sync,
+>;
+
 /// Everything the Admin API serves from.
 pub struct AdminState<S> {
     pub store: Arc<S>,
@@ -134,12 +139,14 @@ pub struct AdminState<S> {
     pub status: StatusFn,
     /// The state plugins keep at run time, shared with the proxy (proxy-cache's entries).
     pub runtime: Arc<silverback_plugins::Runtime>,
+    pub metrics: MetricsFn,
     /// Held from a store write until its changes reach the sink.
     pub write_order: tokio::sync::Mutex<()>,
 }
 
 impl<S> AdminState<S> {
-    /// A state with the bundled plugins, no token, no sink and an empty status section.
+    /// A state with the bundled plugins, no token, no sink, an empty status section and no
+    /// metrics.
     pub fn new(store: Arc<S>, node: NodeInfo) -> Self {
         AdminState {
             store,
@@ -150,6 +157,7 @@ impl<S> AdminState<S> {
             sink: Arc::new(NoSink),
             status: Arc::new(|| Value::Object(Default::default())),
             runtime: Arc::new(silverback_plugins::Runtime::in_memory()),
+            metrics: Arc::new(|| Box::pin(async { String::new() })),
             write_order: tokio::sync::Mutex::new(()),
         }
     }

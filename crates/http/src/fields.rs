@@ -120,6 +120,12 @@ impl Fields {
         }
     }
 
+    /// How many bytes the head these fields came in took on the wire (request or status line
+    /// included); 0 for fields not read from bytes (HTTP/2).
+    pub fn received_len(&self) -> usize {
+        self.raw.len()
+    }
+
     /// The name of the received field at `index`, removed or not.
     pub fn name_at(&self, index: usize) -> Option<&[u8]> {
         self.recv.get(index).map(|s| self.recv_name(s))

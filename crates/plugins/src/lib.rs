@@ -22,3 +22,11 @@ pub use pdk::{Ctx, Exit, ExitBody};
 pub use registry::{BUNDLED, PluginDef, Registry};
 pub use runtime::{OAuth2Store, Runtime};
 pub use scope::{PluginBuildError, Plugins};
+
+/// The prometheus plugin's metrics, for the `/metrics` endpoints of the status and Admin APIs.
+pub mod prometheus {
+    pub use crate::bundled::prometheus::Switches;
+    pub use crate::bundled::prometheus::exposition::{
+        CONTENT_TYPE, Connections, Health, Node, TargetHealth, render,
+    };
+}

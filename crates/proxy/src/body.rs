@@ -324,6 +324,13 @@ impl ResponseBody {
     pub fn full(b: impl Into<Bytes>) -> Self {
         ResponseBody::Full(Some(b.into()))
     }
+
+    /// Tells a body whose request is logged how long the response head written before it was.
+    pub(crate) fn head_sent(&mut self, len: usize) {
+        if let ResponseBody::Hooked(h) = self {
+            h.head_sent(len);
+        }
+    }
 }
 
 impl Body for ResponseBody {

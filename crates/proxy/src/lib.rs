@@ -7,12 +7,13 @@
 //! - [`request`]: the life of a proxied request (route → checks → upstream → response);
 //! - [`upstream`]: upstream connections, keepalive pool, timeouts;
 //! - [`error`] / [`response`]: the one place failures become Kong's responses;
-//! - [`status`]: the status API.
+//! - [`status`]: the status API; [`metrics`]: its (and the Admin API's) `/metrics`.
 
 pub mod body;
 pub mod error;
 pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod reconfigure;
 pub mod request;
 pub mod response;

@@ -84,14 +84,22 @@ pub struct StatsTotals {
     pub in_flight: i64,
 }
 
+/// Asks the node's datastore whether it answers (`/metrics`' `kong_datastore_reachable`).
+pub type DatastoreProbe = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
+>;
+
 pub struct Shared {
     snapshot: ArcSwap<Snapshot>,
+    /// This node's id (Kong's `kong.node.get_id`), the same in the Admin API and metrics.
+    pub node_id: uuid::Uuid,
     pub settings: ProxySettings,
     pub dns: Dns,
     workers: Box<[WorkerStats]>,
     ready: AtomicBool,
     /// State plugins write at request time (oauth2 tokens), set once by the node.
     runtime: OnceLock<Arc<Runtime>>,
+    datastore: OnceLock<DatastoreProbe>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -107,6 +115,7 @@ impl Shared {
     pub fn new(settings: ProxySettings, dns: Dns, workers: usize) -> Arc<Self> {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
+            node_id: uuid::Uuid::new_v4(),
             settings,
             dns,
             workers: (0..workers.max(1))
@@ -114,6 +123,7 @@ impl Shared {
                 .collect(),
             ready: AtomicBool::new(false),
             runtime: OnceLock::new(),
+            datastore: OnceLock::new(),
         })
     }
 
@@ -142,6 +152,21 @@ impl Shared {
         match self.runtime.get() {
             Some(r) => r.clone(),
             None => Runtime::shared_default(),
+        }
+    }
+
+    /// Sets how to check the datastore; once, before serving. Without it (DB-less) the
+    /// datastore counts as reachable, as Kong's `off` strategy does.
+    pub fn set_datastore_probe(&self, probe: DatastoreProbe) {
+        if self.datastore.set(probe).is_err() {
+            tracing::warn!("datastore probe already set; keeping the first one");
+        }
+    }
+
+    pub async fn datastore_reachable(&self) -> bool {
+        match self.datastore.get() {
+            Some(probe) => probe().await,
+            None => true,
         }
     }
 

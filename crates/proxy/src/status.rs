@@ -1,4 +1,4 @@
-//! The status API (Kong's `status_listen`): `/status` and `/status/ready`.
+//! The status API (Kong's `status_listen`): `/status`, `/status/ready` and `/metrics`.
 
 use crate::state::Shared;
 use bytes::Bytes;
@@ -27,7 +27,12 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(&req, &shared)) }
+                async move {
+                    if is_metrics(&req) {
+                        return Ok::<_, Infallible>(metrics_response(&shared).await);
+                    }
+                    Ok::<_, Infallible>(route(&req, &shared))
+                }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
@@ -74,6 +79,22 @@ pub fn server_counters(shared: &Shared) -> serde_json::Value {
         "connections_waiting": (t.active - writing).max(0),
         "total_requests": t.requests,
     })
+}
+
+fn is_metrics(req: &Request<Incoming>) -> bool {
+    (req.method() == Method::GET || req.method() == Method::HEAD)
+        && req.uri().path().trim_end_matches('/') == "/metrics"
+}
+
+/// `/metrics` in the Prometheus text format, with Kong's content type.
+async fn metrics_response(shared: &Shared) -> Response<Full<Bytes>> {
+    let body = crate::metrics::render(shared).await;
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(silverback_plugins::prometheus::CONTENT_TYPE),
+    );
+    resp
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {

@@ -57,7 +57,9 @@ pub fn serve<S: Store>(
     plugins: Arc<Runtime>,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Vec<SocketAddr>, NodeError> {
-    let mut state = AdminState::new(store, NodeInfo::new(configuration(settings)));
+    let mut node = NodeInfo::new(configuration(settings));
+    node.node_id = shared.node_id;
+    let mut state = AdminState::new(store, node);
     state.admin_token = settings
         .admin_token
         .as_ref()
@@ -66,6 +68,11 @@ pub fn serve<S: Store>(
     state.sink = Arc::new(LiveConfig(reconfigurer, plugins));
     let counters = shared.clone();
     state.status = Arc::new(move || silverback_proxy::status::server_counters(&counters));
+    let scraped = shared.clone();
+    state.metrics = Arc::new(move || {
+        let shared = scraped.clone();
+        Box::pin(async move { silverback_proxy::metrics::render(&shared).await })
+    });
     let router = silverback_admin::router(state);
     let mut addrs = Vec::new();
     for l in &settings.admin_listen {

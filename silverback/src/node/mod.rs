@@ -84,6 +84,9 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
     );
     let source = Arc::new(control.block_on(Source::open(&settings))?);
     let runtime = plugin_runtime(&source, control.handle(), settings.mem_cache_size);
+    if let Source::Sqlite(db) = &*source {
+        shared.set_datastore_probe(datastore_probe(db.clone()));
+    }
     shared.set_runtime(runtime.clone());
     control.block_on(async {
         if source.is_empty_file() {
@@ -181,6 +184,25 @@ fn plugin_runtime(
             Arc::new(Runtime::new(store).with_response_cache_size(mem_cache_size))
         }
     }
+}
+
+/// Whether the database answers a one-row read, for `kong_datastore_reachable`.
+fn datastore_probe<S: silverback_store::Store>(
+    store: Arc<S>,
+) -> silverback_proxy::state::DatastoreProbe {
+    Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move {
+            let Some(schema) = silverback_model::entities::schema("services") else {
+                return true;
+            };
+            let q = silverback_store::ListQuery {
+                size: 1,
+                ..Default::default()
+            };
+            store.list(schema, &q).await.is_ok()
+        })
+    })
 }
 
 fn serve_status(

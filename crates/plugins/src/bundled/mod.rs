@@ -13,6 +13,7 @@ mod ip_restriction;
 mod jwt;
 mod key_auth;
 mod oauth2;
+pub(crate) mod prometheus;
 pub(crate) mod proxy_cache;
 mod rate_limiting;
 mod redirect;
@@ -37,6 +38,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         key_auth::definition(),
         oauth2::definition(),
         proxy_cache::definition(),
+        prometheus::definition(),
         rate_limiting::definition(),
         redirect::definition(),
         request_size_limiting::definition(),

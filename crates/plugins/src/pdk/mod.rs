@@ -2,10 +2,12 @@
 //! on its way back, who the client is, and the route and service it matched.
 
 mod client;
+pub mod log;
 mod request;
 mod response;
 
 pub use client::{ConsumerRef, CredentialRef, EntityRef, headers as consumer_headers};
+pub use log::Served;
 pub use request::{ArgValue, Body, BodyArgs, BodyLimit, QueryValue, Request, Scheme, header_key};
 pub use response::{Exit, ExitBody, Response, ResponseSource};
 
@@ -66,6 +68,8 @@ pub struct Ctx {
     /// proxy-cache hit), so it gets the headers of a proxied response (`Via`,
     /// `X-Kong-Upstream-Latency`, `X-Kong-Proxy-Latency`) instead of the gateway's own.
     pub proxied: bool,
+    /// Sizes and latencies, filled by the proxy for the `log` phase.
+    pub served: Served,
     /// Per-plugin data, keyed by the plugin's position in the chain.
     data: Vec<(usize, Box<dyn Any + Send + Sync>)>,
     current: usize,
@@ -109,6 +113,7 @@ impl Ctx {
             client_trusted: false,
             server_addr: None,
             proxied: false,
+            served: Served::default(),
             data: Vec::new(),
             current: 0,
             plugin_id: None,

@@ -548,6 +548,7 @@ async fn write_reply(
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    body.head_sent(out.len());
     if no_body {
         return write_all(io, &[out]).await;
     }

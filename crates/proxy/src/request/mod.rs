@@ -489,11 +489,17 @@ async fn proxy(
         }),
     };
     let sent_at = Instant::now();
+    if let Some(p) = plugged.as_mut() {
+        p.ctx.served.kong_latency = Some(sent_at.duration_since(started));
+    }
     let resp = match send_with_retries(conn, &service, &head, body).await {
         Ok(r) => r,
         Err(e) => return limit_exit(e),
     };
     let upstream_latency = sent_at.elapsed();
+    if let Some(p) = plugged.as_mut() {
+        p.ctx.served.upstream_latency = Some(upstream_latency);
+    }
     let reply = finish_response(
         conn,
         resp,

@@ -41,6 +41,7 @@ pub(crate) fn new_ctx(
         && !matches!(req.body, crate::body::RequestBody::Empty)
         && !req.fields.contains("content-length");
     let expects_continue = req.body.expects_continue();
+    let request_size = request_size(&req.fields);
     let mut request = Request::new(
         req.method.clone(),
         if conn.tls {
@@ -66,7 +67,18 @@ pub(crate) fn new_ctx(
     ctx.runtime = conn.shared.runtime();
     ctx.client_trusted = conn.shared.settings.trust.is_trusted(client_ip);
     ctx.server_addr = Some(conn.local);
+    ctx.served.request_size = request_size;
     ctx
+}
+
+/// nginx's `$request_length` as far as it is known before the body is read: the head as
+/// received and the declared body length.
+fn request_size(fields: &crate::http::Fields) -> u64 {
+    let declared = fields
+        .get_str("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    fields.received_len() as u64 + declared
 }
 
 /// Route, service and captures, once the route is known.
@@ -266,6 +278,11 @@ pub(crate) fn respond(
         ctx.response.status = reply.status;
         ctx.response.source = source;
     }
+    // Not sent upstream: the gateway or a plugin made this response (Kong's
+    // KONG_RESPONSE_LATENCY).
+    if ctx.served.kong_latency.is_none() {
+        ctx.served.kong_latency = Some(ctx.started.elapsed());
+    }
     if run.needs_body_hooks() {
         let length = (reply.fields.contains("content-length"))
             .then(|| reply.body.size_hint().exact())
@@ -318,6 +335,7 @@ impl Hooked {
     fn log(&mut self) {
         if !self.logged {
             self.logged = true;
+            self.ctx.served.request_latency = self.ctx.started.elapsed();
             self.run.log(&mut self.ctx);
         }
     }
@@ -343,6 +361,7 @@ impl Hooked {
                         if had_data && data.is_empty() && !eof {
                             continue;
                         }
+                        self.ctx.served.response_size += data.len() as u64;
                         Poll::Ready(Some(Ok(Frame::data(data))))
                     }
                     Err(other) => Poll::Ready(Some(Ok(other))),
@@ -357,6 +376,7 @@ impl Hooked {
                         self.ended = true;
                         self.run.body_filter(&mut self.ctx, &mut last, true);
                     }
+                    self.ctx.served.response_size += last.len() as u64;
                     self.log();
                     Poll::Ready((!last.is_empty()).then(|| Ok(Frame::data(last))))
                 }
@@ -366,6 +386,11 @@ impl Hooked {
 
     pub(crate) fn is_end_stream(&self) -> bool {
         self.logged
+    }
+
+    /// Counts the response head the server wrote for this body.
+    pub(crate) fn head_sent(&mut self, len: usize) {
+        self.ctx.served.response_size += len as u64;
     }
 
     pub(crate) fn size_hint(&self) -> SizeHint {
