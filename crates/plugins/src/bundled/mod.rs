@@ -17,6 +17,7 @@ mod rate_limiting;
 mod redirect;
 mod request_size_limiting;
 mod request_termination;
+mod response_ratelimiting;
 
 use crate::registry::PluginDef;
 
@@ -37,5 +38,6 @@ pub(crate) fn all() -> Vec<PluginDef> {
         redirect::definition(),
         request_size_limiting::definition(),
         request_termination::definition(),
+        response_ratelimiting::definition(),
     ]
 }

@@ -154,6 +154,15 @@ impl Ctx {
             .and_then(|(_, d)| d.downcast_ref())
     }
 
+    /// The running plugin's data, to change in a later phase.
+    pub fn data_mut<T: Any + Send + Sync>(&mut self) -> Option<&mut T> {
+        let current = self.current;
+        self.data
+            .iter_mut()
+            .find(|(p, _)| *p == current)
+            .and_then(|(_, d)| d.downcast_mut())
+    }
+
     pub fn set_data<T: Any + Send + Sync>(&mut self, value: T) {
         let current = self.current;
         match self.data.iter_mut().find(|(p, _)| *p == current) {
