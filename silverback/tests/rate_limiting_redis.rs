@@ -1,0 +1,293 @@
+//! rate-limiting with the redis policy against the real binary and a real Redis: one combined
+//! limit across two gateway processes, Kong's keys and expiry, window rollover, and
+//! `fault_tolerant` with a Redis that goes away and comes back.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A value no other test run uses, for identifiers and header values.
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+fn redis_cli(port: u16, db: u32, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-n",
+            &db.to_string(),
+        ])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn routes(up: &Upstream, port: u16, db: u32, extra: &str) -> String {
+    format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: http://{}
+  routes:
+  - name: burst
+    paths: [/burst]
+    plugins:
+    - name: rate-limiting
+      config:
+        hour: 25
+        limit_by: header
+        header_name: x-run
+        policy: redis
+        redis: {{host: 127.0.0.1, port: {port}, database: {db}}}
+  - name: second
+    paths: [/second]
+    plugins:
+    - name: rate-limiting
+      config:
+        second: 2
+        minute: 100
+        limit_by: header
+        header_name: x-run
+        policy: redis
+        redis: {{host: 127.0.0.1, port: {port}, database: {db}}}
+{extra}"#,
+        up.addr
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_sharing_redis_enforce_one_limit_exactly() {
+    let up = Upstream::start("u");
+    let config = routes(&up, 6379, 3, "");
+    let a = Gateway::with_config(&config)
+        .setting("worker_threads", "2")
+        .start();
+    let b = Gateway::with_config(&config)
+        .setting("worker_threads", "2")
+        .start();
+    let run = unique();
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        let url = if i % 2 == 0 {
+            a.url("/burst")
+        } else {
+            b.url("/burst")
+        };
+        let run = run.clone();
+        tasks.push(tokio::spawn(async move {
+            get(&client(), &url, &[("x-run", &run)]).await.status
+        }));
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            429 => limited += 1,
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert_eq!((ok, limited), (25, 95));
+
+    // Kong's key and expiry: ratelimit:<route>:<service>:<identifier>:<window ms>:hour,
+    // refused requests not counted.
+    let keys = redis_cli(
+        6379,
+        3,
+        &["--scan", "--pattern", &format!("ratelimit:*:{run}:*")],
+    );
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let parts: Vec<&str> = keys[0].split(':').collect();
+    assert_eq!(parts.len(), 6, "{}", keys[0]);
+    assert_eq!(parts[3], run);
+    assert_eq!(parts[5], "hour");
+    let window: i64 = parts[4].parse().unwrap();
+    assert_eq!(window % 3_600_000, 0, "window start in ms: {window}");
+    assert_eq!(redis_cli(6379, 3, &["GET", keys[0]]), "25");
+    let ttl: i64 = redis_cli(6379, 3, &["TTL", keys[0]]).parse().unwrap();
+    assert!((1..=3600).contains(&ttl), "{ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_and_a_second_window_that_rolls_over() {
+    let up = Upstream::start("u");
+    let gw = Gateway::with_config(&routes(&up, 6379, 4, "")).start();
+    let c = client();
+    let run = unique();
+    // Start just after a second begins, so three requests fall in one window.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tokio::time::sleep(Duration::from_nanos(
+        1_000_000_000 - u64::from(now.subsec_nanos()) + 20_000_000,
+    ))
+    .await;
+    for remaining in [1, 0] {
+        let r = get(&c, &gw.url("/second"), &[("x-run", &run)]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-ratelimit-limit-second"), Some("2"));
+        assert_eq!(
+            r.header("x-ratelimit-remaining-second"),
+            Some(remaining.to_string().as_str())
+        );
+        assert_eq!(r.header("x-ratelimit-limit-minute"), Some("100"));
+        assert_eq!(r.header("ratelimit-limit"), Some("2"));
+        assert_eq!(r.header("ratelimit-reset"), Some("1"));
+    }
+    let r = get(&c, &gw.url("/second"), &[("x-run", &run)]).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["message"], "API rate limit exceeded");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("x-ratelimit-remaining-minute"), Some("98"));
+    // The next second is a new window.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let r = get(&c, &gw.url("/second"), &[("x-run", &run)]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-ratelimit-remaining-second"), Some("1"));
+    assert_eq!(r.header("x-ratelimit-remaining-minute"), Some("97"));
+}
+
+/// A Redis of the test's own, on a port it picked, that it can stop and start again.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = OwnRedis { port, child: None };
+        r.restart();
+        r
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis_cli(self.port, 0, &["PING"]) != "PONG" {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_tolerant_passes_or_fails_while_redis_is_down_and_counting_resumes() {
+    let mut redis = OwnRedis::start();
+    let up = Upstream::start("u");
+    let config = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: http://{}
+  routes:
+  - name: tolerant
+    paths: [/tolerant]
+    plugins:
+    - name: rate-limiting
+      config:
+        hour: 1000
+        limit_by: ip
+        policy: redis
+        redis: {{host: 127.0.0.1, port: {port}, timeout: 500}}
+  - name: strict
+    paths: [/strict]
+    plugins:
+    - name: rate-limiting
+      config:
+        hour: 1000
+        limit_by: ip
+        fault_tolerant: false
+        policy: redis
+        redis: {{host: 127.0.0.1, port: {port}, timeout: 500}}
+"#,
+        up.addr,
+        port = redis.port
+    );
+    let gw = Gateway::with_config(&config).start();
+    let c = client();
+    for path in ["/tolerant", "/strict"] {
+        let r = get(&c, &gw.url(path), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-ratelimit-remaining-hour"), Some("999"));
+    }
+
+    redis.kill();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let r = get(&c, &gw.url("/tolerant"), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        // Kong proxies without rate-limit headers.
+        assert!(r.header("x-ratelimit-limit-hour").is_none());
+        assert!(r.header("ratelimit-remaining").is_none());
+        let r = get(&c, &gw.url("/strict"), &[]).await;
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert_eq!(r.json()["message"], "An unexpected error occurred");
+        // Failing fast: never more than the configured timeout.
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let outage_lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("redis unreachable"))
+            .count()
+    };
+    assert_eq!(outage_lines(&gw.log_text()), 1, "{}", gw.log_text());
+
+    redis.restart();
+    // Counting resumes by itself; the new Redis starts from zero.
+    eventually(Duration::from_secs(10), "counting resumes", || async {
+        get(&c, &gw.url("/tolerant"), &[])
+            .await
+            .header("x-ratelimit-remaining-hour")
+            == Some("999")
+    })
+    .await;
+    let r = get(&c, &gw.url("/strict"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ratelimit-remaining-hour"), Some("999"));
+    let r = get(&c, &gw.url("/tolerant"), &[]).await;
+    assert_eq!(r.header("x-ratelimit-remaining-hour"), Some("998"));
+    assert_eq!(outage_lines(&gw.log_text()), 1, "{}", gw.log_text());
+    assert!(gw.log_text().contains("redis reachable again"));
+}
