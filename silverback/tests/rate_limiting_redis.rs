@@ -169,35 +169,93 @@ async fn headers_and_a_second_window_that_rolls_over() {
     assert_eq!(r.header("x-ratelimit-remaining-minute"), Some("97"));
 }
 
-/// A Redis of the test's own, on a port it picked, that it can stop and start again.
+/// A Redis of the test's own, on a port it picked, that it can stop and start again; with
+/// `tls`, it speaks TLS only (a self-signed certificate) and wants a password.
 struct OwnRedis {
     port: u16,
     child: Option<Child>,
+    tls: Option<TempDir>,
 }
+
+const TLS_PASSWORD: &str = "s3cret-pw";
 
 impl OwnRedis {
     fn start() -> OwnRedis {
+        Self::start_with(false)
+    }
+
+    fn start_with(tls: bool) -> OwnRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut r = OwnRedis { port, child: None };
+        let tls = tls.then(|| {
+            let dir = TempDir::new("redis-tls");
+            let ok = Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .args(["-subj", "/CN=localhost", "-keyout"])
+                .arg(dir.path().join("key.pem"))
+                .arg("-out")
+                .arg(dir.path().join("cert.pem"))
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl")
+                .success();
+            assert!(ok, "openssl req");
+            dir
+        });
+        let mut r = OwnRedis {
+            port,
+            child: None,
+            tls,
+        };
         r.restart();
         r
     }
 
+    fn ping(&self) -> String {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if self.tls.is_some() {
+            cmd.args([
+                "--tls",
+                "--insecure",
+                "--no-auth-warning",
+                "-a",
+                TLS_PASSWORD,
+            ]);
+        }
+        let out = cmd.arg("PING").output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        match &self.tls {
+            None => {
+                cmd.args(["--port", &self.port.to_string()]);
+            }
+            Some(dir) => {
+                let file = |f: &str| dir.path().join(f).display().to_string();
+                cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                    .args(["--tls-cert-file", &file("cert.pem")])
+                    .args(["--tls-key-file", &file("key.pem")])
+                    .args(["--tls-ca-cert-file", &file("cert.pem")])
+                    .args(["--tls-auth-clients", "no", "--requirepass", TLS_PASSWORD]);
+            }
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while redis_cli(self.port, 0, &["PING"]) != "PONG" {
+        while self.ping() != "PONG" {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -215,6 +273,47 @@ impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_password() {
+    let redis = OwnRedis::start_with(true);
+    let up = Upstream::start("u");
+    let route = |name: &str, verify: bool| {
+        format!(
+            r#"  - name: {name}
+    paths: [/{name}]
+    plugins:
+    - name: rate-limiting
+      config:
+        minute: 2
+        limit_by: ip
+        fault_tolerant: false
+        policy: redis
+        redis: {{host: 127.0.0.1, port: {port}, password: {TLS_PASSWORD}, ssl: true, ssl_verify: {verify}, timeout: 1000}}
+"#,
+            port = redis.port
+        )
+    };
+    let config = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}\n  routes:\n{}{}",
+        up.addr,
+        route("insecure", false),
+        route("verified", true)
+    );
+    let gw = Gateway::with_config(&config).start();
+    let c = client();
+    for remaining in ["1", "0"] {
+        let r = get(&c, &gw.url("/insecure"), &[]).await;
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), gw.log_text());
+        assert_eq!(r.header("x-ratelimit-remaining-minute"), Some(remaining));
+    }
+    assert_eq!(get(&c, &gw.url("/insecure"), &[]).await.status, 429);
+    // A self-signed certificate does not pass verification: Redis is unusable, and with
+    // fault_tolerant off that is a 500.
+    let r = get(&c, &gw.url("/verified"), &[]).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(!gw.log_text().contains(TLS_PASSWORD), "{}", gw.log_text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
