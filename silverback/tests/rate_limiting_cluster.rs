@@ -134,3 +134,60 @@ plugins:
         r.text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_ratelimiting_counts_in_the_store() {
+    let up = Upstream::start("u");
+    let mut gw = Gateway::with_database().start();
+    let r = gw
+        .admin(
+            "POST",
+            "/services",
+            json!({"name": "s", "url": format!("http://{}", up.addr)}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = gw
+        .admin(
+            "POST",
+            "/services/s/routes",
+            json!({"name": "r", "paths": ["/videos"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = gw
+        .admin(
+            "POST",
+            "/routes/r/plugins",
+            json!({"name": "response-ratelimiting", "config": {"policy": "cluster", "limit_by": "ip", "limits": {"videos": {"hour": 3}}}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let c = client();
+    let count = [("x-set-response-header", "x-kong-limit=videos=3")];
+    eventually(
+        std::time::Duration::from_secs(10),
+        "plugin live",
+        || async {
+            get(&c, &gw.url("/videos"), &count)
+                .await
+                .header("x-ratelimit-remaining-videos-hour")
+                == Some("0")
+        },
+    )
+    .await;
+    // Counted after the response, as Kong counts from a timer.
+    eventually(std::time::Duration::from_secs(10), "counted", || async {
+        get(&c, &gw.url("/videos"), &[])
+            .await
+            .header("x-ratelimit-remaining-videos-hour")
+            == Some("0")
+    })
+    .await;
+    gw.restart();
+    let r = get(&c, &gw.url("/videos"), &count).await;
+    assert_eq!(r.status, 429, "the count is a row of the database");
+    assert_eq!(r.header("x-ratelimit-remaining-videos-hour"), Some("0"));
+    let r = get(&c, &gw.url("/videos"), &[]).await;
+    assert_eq!(r.status, 200, "a response that does not count passes");
+}

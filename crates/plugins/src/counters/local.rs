@@ -54,8 +54,6 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
 impl Counters {
     fn shard(&self, key: &Key) -> MutexGuard<'_, HashMap<Key, u64>> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
-        // SHARDS entries exist, i < SHARDS.
-        #[allow(clippy::indexing_slicing)]
         self.shards[i]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -178,13 +178,15 @@ impl RedisPool {
                 redis = redis.set_username(username);
             }
         }
-        let info = addr
-            .into_connection_info_checked()?
+        let info = redis::IntoConnectionInfo::into_connection_info(addr)
+            .map_err(|e| e.to_string())?
             .set_redis_settings(redis.set_skip_set_lib_name());
+        // Kong's `timeout` bounds every command. Connecting takes the shorter of it and the
+        // Enterprise `connect_timeout` (both always present once defaults are filled).
         let timeout = Duration::from_millis(c.timeout.unwrap_or(DEFAULT_TIMEOUT_MS).max(1));
         let connect_timeout = c
             .connect_timeout
-            .map_or(timeout, |ms| Duration::from_millis(ms.max(1)));
+            .map_or(timeout, |ms| Duration::from_millis(ms.max(1)).min(timeout));
         let (state, _) = watch::channel(State::Connecting);
         Ok(RedisPool {
             address: format!("{host}:{port}/{database}"),
@@ -407,16 +409,5 @@ async fn reconnect(pool: Weak<RedisPool>) {
         drop(p);
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RECONNECT_MAX);
-    }
-}
-
-/// `IntoConnectionInfo` with the error as text.
-trait IntoInfo {
-    fn into_connection_info_checked(self) -> Result<ConnectionInfo, String>;
-}
-
-impl IntoInfo for ConnectionAddr {
-    fn into_connection_info_checked(self) -> Result<ConnectionInfo, String> {
-        redis::IntoConnectionInfo::into_connection_info(self).map_err(|e| e.to_string())
     }
 }
