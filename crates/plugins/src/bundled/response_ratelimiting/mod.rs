@@ -107,7 +107,8 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
         });
     }
     Ok(Arc::new(ResponseRateLimiting {
-        header_name: text("header_name").to_string(),
+        // Looked up in the response, which wants lower-case names.
+        header_name: text("header_name").to_ascii_lowercase(),
         limit_by: match text("limit_by") {
             "credential" => LimitBy::Credential,
             "ip" => LimitBy::Ip,
