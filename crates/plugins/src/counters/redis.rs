@@ -18,7 +18,7 @@ use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, Redis
 use serde::Deserialize;
 use smallvec::SmallVec;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
@@ -71,7 +71,9 @@ const DEFAULT_TIMEOUT_MS: u64 = 2000;
 enum State {
     /// Never connected yet: requests wait (up to the timeout) for the first connection.
     Connecting,
-    Up(MultiplexedConnection),
+    /// Connected; the number tells connections apart, so a late failure on a replaced
+    /// connection does not take down its successor.
+    Up(MultiplexedConnection, u64),
     /// Lost; requests fail at once until the background task reconnects.
     Down,
 }
@@ -84,6 +86,7 @@ pub struct RedisPool {
     connect_timeout: Duration,
     state: watch::Sender<State>,
     reconnecting: AtomicBool,
+    generation: AtomicU64,
     last_outage_log: Mutex<Option<Instant>>,
     /// Where connections and the reconnect task live (the control runtime when the pool was
     /// made while building a snapshot), so no proxy worker drives them.
@@ -195,6 +198,7 @@ impl RedisPool {
             connect_timeout,
             state,
             reconnecting: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             last_outage_log: Mutex::new(None),
             runtime: Handle::try_current().ok(),
         })
@@ -247,18 +251,26 @@ impl RedisPool {
     }
 
     /// The connection was lost: fail until the background task has a new one.
-    fn lost(self: &Arc<Self>, error: &dyn std::fmt::Display) {
-        self.state.send_replace(State::Down);
-        self.log_outage(error);
-        self.ensure_connecting();
+    fn lost(self: &Arc<Self>, generation: u64, error: &dyn std::fmt::Display) {
+        let current = self.state.send_if_modified(|s| {
+            let current = matches!(s, State::Up(_, g) if *g == generation);
+            if current {
+                *s = State::Down;
+            }
+            current
+        });
+        if current {
+            self.log_outage(error);
+            self.ensure_connecting();
+        }
     }
 
     /// A connection to run a command on: at once when up, failing at once when down, waiting
     /// up to the timeout for the first connection.
-    async fn connection(self: &Arc<Self>) -> Result<MultiplexedConnection, CounterError> {
+    async fn connection(self: &Arc<Self>) -> Result<(MultiplexedConnection, u64), CounterError> {
         let current = self.state.borrow().clone();
         match current {
-            State::Up(conn) => Ok(conn),
+            State::Up(conn, generation) => Ok((conn, generation)),
             State::Down => {
                 self.ensure_connecting();
                 Err(self.unavailable())
@@ -273,7 +285,7 @@ impl RedisPool {
                 .await;
                 match ready {
                     Ok(Ok(s)) => match &*s {
-                        State::Up(conn) => Ok(conn.clone()),
+                        State::Up(conn, generation) => Ok((conn.clone(), *generation)),
                         _ => Err(self.unavailable()),
                     },
                     _ => Err(self.unavailable()),
@@ -288,7 +300,7 @@ impl RedisPool {
     where
         F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
     {
-        let mut conn = self.connection().await?;
+        let (mut conn, generation) = self.connection().await?;
         match tokio::time::timeout(self.timeout, f(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e))
@@ -298,7 +310,7 @@ impl RedisPool {
                     || e.is_timeout()
                     || e.is_unrecoverable_error() =>
             {
-                self.lost(&e);
+                self.lost(generation, &e);
                 Err(self.unavailable())
             }
             Ok(Err(e)) => Err(CounterError::Redis {
@@ -306,7 +318,10 @@ impl RedisPool {
                 reason: e.to_string(),
             }),
             Err(_) => {
-                self.lost(&format_args!("no answer within {:?}", self.timeout));
+                self.lost(
+                    generation,
+                    &format_args!("no answer within {:?}", self.timeout),
+                );
                 Err(self.unavailable())
             }
         }
@@ -388,7 +403,8 @@ async fn reconnect(pool: Weak<RedisPool>) {
         match p.connect().await {
             Ok(conn) => {
                 let was_down = locked(&p.last_outage_log).take().is_some();
-                p.state.send_replace(State::Up(conn));
+                let generation = p.generation.fetch_add(1, Ordering::Relaxed);
+                p.state.send_replace(State::Up(conn, generation));
                 p.reconnecting.store(false, Ordering::Release);
                 if was_down {
                     tracing::warn!(redis = %p.address, "redis reachable again: counting resumed");
@@ -397,7 +413,7 @@ async fn reconnect(pool: Weak<RedisPool>) {
             }
             Err(e) => {
                 p.state.send_if_modified(|s| {
-                    let first = matches!(s, State::Connecting | State::Up(_));
+                    let first = matches!(s, State::Connecting | State::Up(..));
                     if first {
                         *s = State::Down;
                     }
