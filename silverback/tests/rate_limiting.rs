@@ -223,3 +223,33 @@ async fn configs_are_validated_with_kongs_messages() {
     assert_eq!(config["redis"]["port"], 6379);
     assert_eq!(config["sync_rate"], -1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_plugin_counts_all_its_routes_together() {
+    let up = Upstream::start("u");
+    let config = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: http://{}
+  plugins:
+  - name: rate-limiting
+    config: {{hour: 3, limit_by: ip}}
+  routes:
+  - name: one
+    paths: [/one]
+  - name: two
+    paths: [/two]
+"#,
+        up.addr
+    );
+    let gw = Gateway::with_config(&config).start();
+    let c = client();
+    // Kong keys the counter by the plugin's service and no route: one counter for both.
+    for (path, remaining) in [("/one", "2"), ("/two", "1"), ("/one", "0")] {
+        let r = get(&c, &gw.url(path), &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-ratelimit-remaining-hour"), Some(remaining));
+    }
+    assert_eq!(get(&c, &gw.url("/two"), &[]).await.status, 429);
+}

@@ -112,6 +112,9 @@ async fn two_gateways_sharing_redis_enforce_one_limit_exactly() {
     assert_eq!(keys.len(), 1, "{keys:?}");
     let parts: Vec<&str> = keys[0].split(':').collect();
     assert_eq!(parts.len(), 6, "{}", keys[0]);
+    // A route's plugin: Kong keys by the plugin's own route and service (none here).
+    assert_ne!(parts[1], "00000000-0000-0000-0000-000000000000");
+    assert_eq!(parts[2], "00000000-0000-0000-0000-000000000000");
     assert_eq!(parts[3], run);
     assert_eq!(parts[5], "hour");
     let window: i64 = parts[4].parse().unwrap();

@@ -38,7 +38,8 @@ pub enum Counting {
 }
 
 /// Whose counters: the plugin instance's route and service (Kong's `conf.route_id` /
-/// `conf.service_id`), the identifier and, for response-ratelimiting, the limit's name.
+/// `conf.service_id`: a service-scoped or global plugin counts all its routes together), the
+/// identifier and, for response-ratelimiting, the limit's name.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
     pub counting: Counting,
@@ -46,6 +47,18 @@ pub struct Scope<'a> {
     pub service: Option<Uuid>,
     pub identifier: &'a str,
     pub name: Option<&'a str>,
+}
+
+/// The route and service a plugin instance is scoped to, from the `route_id` / `service_id`
+/// its built config carries (see `scope::handler_config`).
+pub fn plugin_scope(config: &serde_json::Value) -> (Option<Uuid>, Option<Uuid>) {
+    let id = |key: &str| {
+        config
+            .get(key)
+            .and_then(|v| v.as_str())
+            .and_then(|s| Uuid::try_parse(s).ok())
+    };
+    (id("route_id"), id("service_id"))
 }
 
 /// A limit: a period (index into [`PERIODS`]) and how many it allows.

@@ -59,6 +59,9 @@ enum LimitBy {
 }
 
 struct RateLimiting {
+    /// The plugin's own route and service, which key its counters (Kong's).
+    route: Option<uuid::Uuid>,
+    service: Option<uuid::Uuid>,
     limits: Vec<Limit>,
     policy: Policy,
     fault_tolerant: bool,
@@ -85,7 +88,10 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
         "path" => LimitBy::Path(conf.path.clone()),
         _ => LimitBy::Consumer,
     };
+    let (route, service) = counters::plugin_scope(config);
     Ok(Arc::new(RateLimiting {
+        route,
+        service,
         limits: conf.limits(),
         policy,
         fault_tolerant: conf.fault_tolerant,
@@ -153,11 +159,11 @@ pub(crate) fn log_counter_error(plugin: &'static str, ctx: &Ctx, e: &CounterErro
 }
 
 impl RateLimiting {
-    fn scope<'a>(&self, ctx: &Ctx, identifier: &'a str) -> Scope<'a> {
+    fn scope<'a>(&self, identifier: &'a str) -> Scope<'a> {
         Scope {
             counting: Counting::Requests,
-            route: ctx.route.as_ref().map(|r| r.id),
-            service: ctx.service.as_ref().map(|s| s.id),
+            route: self.route,
+            service: self.service,
             identifier,
             name: None,
         }
@@ -223,12 +229,12 @@ impl Handler for RateLimiting {
         let (now_s, now_ms) = now();
         if let Policy::Local = self.policy {
             // No future, no allocation beyond the counter keys: the local hot path.
-            let taken = counters::local::take(self.scope(ctx, &identifier), &self.limits, now_s);
+            let taken = counters::local::take(self.scope(&identifier), &self.limits, now_s);
             return Phase::Ready(Ok(self.respond(ctx, &taken, now_s, now_ms)));
         }
         Phase::Pending(Box::pin(async move {
             let runtime = ctx.runtime.clone();
-            let scope = self.scope(ctx, &identifier);
+            let scope = self.scope(&identifier);
             match self.policy.take(&runtime, scope, &self.limits, now_s).await {
                 Ok(taken) => Ok(self.respond(ctx, &taken, now_s, now_ms)),
                 Err(e) => {

@@ -58,6 +58,9 @@ enum LimitBy {
 }
 
 struct ResponseRateLimiting {
+    /// The plugin's own route and service, which key its counters (Kong's).
+    route: Option<uuid::Uuid>,
+    service: Option<uuid::Uuid>,
     header_name: String,
     limit_by: LimitBy,
     policy: Policy,
@@ -106,7 +109,10 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
             client_headers,
         });
     }
+    let (route, service) = counters::plugin_scope(config);
     Ok(Arc::new(ResponseRateLimiting {
+        route,
+        service,
         // Looked up in the response, which wants lower-case names.
         header_name: text("header_name").to_ascii_lowercase(),
         limit_by: match text("limit_by") {
@@ -152,11 +158,11 @@ impl ResponseRateLimiting {
         found.map_or_else(|| ctx.client_ip.to_string(), |id| id.to_string())
     }
 
-    fn scope<'a>(&'a self, ctx: &Ctx, identifier: &'a str, limit: &'a NamedLimit) -> Scope<'a> {
+    fn scope<'a>(&self, identifier: &'a str, limit: &'a NamedLimit) -> Scope<'a> {
         Scope {
             counting: Counting::Responses,
-            route: ctx.route.as_ref().map(|r| r.id),
-            service: ctx.service.as_ref().map(|s| s.id),
+            route: self.route,
+            service: self.service,
             identifier,
             name: Some(&limit.name),
         }
@@ -223,9 +229,7 @@ impl Handler for ResponseRateLimiting {
             let usage = self
                 .limits
                 .iter()
-                .map(|l| {
-                    counters::local::usage(self.scope(ctx, &identifier, l), &Self::periods(l), now)
-                })
+                .map(|l| counters::local::usage(self.scope(&identifier, l), &Self::periods(l), now))
                 .collect();
             let state = State {
                 identifier,
@@ -240,7 +244,7 @@ impl Handler for ResponseRateLimiting {
             let runtime = ctx.runtime.clone();
             let mut usage = Vec::with_capacity(self.limits.len());
             for l in &self.limits {
-                let scope = self.scope(ctx, &identifier, l);
+                let scope = self.scope(&identifier, l);
                 match self
                     .policy
                     .usage(&runtime, scope, &Self::periods(l), now)
@@ -334,8 +338,7 @@ impl Handler for ResponseRateLimiting {
         if state.stopped || state.increments.iter().all(|&i| i == 0) {
             return;
         }
-        let route = ctx.route.as_ref().map(|r| r.id);
-        let service = ctx.service.as_ref().map(|s| s.id);
+        let (route, service) = (self.route, self.service);
         let adds: Vec<(String, SmallVec<[u8; 6]>, u64)> = self
             .limits
             .iter()
@@ -400,6 +403,8 @@ mod tests {
         .map(|_| ());
         assert!(handler.is_ok());
         let rl = ResponseRateLimiting {
+            route: None,
+            service: None,
             header_name: "x-kong-limit".into(),
             limit_by: LimitBy::Ip,
             policy: Policy::Local,
