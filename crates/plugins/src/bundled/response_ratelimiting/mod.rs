@@ -12,7 +12,6 @@ use crate::counters::{self, Counting, Limit, Policy, Scope};
 use crate::handler::{Flow, Handler, Phase, Phases, PluginError};
 use crate::pdk::{Ctx, Exit};
 use crate::registry::PluginDef;
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 use smallvec::SmallVec;
@@ -30,8 +29,6 @@ pub(crate) fn definition() -> PluginDef {
         phases: Phases {
             access: true,
             header_filter: true,
-            // Only to empty the body of a response turned into a 429.
-            body_filter: true,
             log: true,
             ..Phases::default()
         },
@@ -135,7 +132,7 @@ struct State {
     usage: Vec<SmallVec<[u64; 6]>>,
     /// Per named limit, what the upstream's header adds (set in header_filter).
     increments: Vec<u64>,
-    /// The response became a 429: its body is dropped and nothing is counted.
+    /// The response became a 429: nothing is counted.
     stopped: bool,
 }
 
@@ -276,10 +273,18 @@ impl Handler for ResponseRateLimiting {
         if self.limits.is_empty() {
             return Ok(());
         }
-        let increments = match ctx.response.headers.get_str(&self.header_name) {
-            Some(v) => self.increments(v),
-            None => vec![0; self.limits.len()],
-        };
+        // Every field of the header counts (Kong reads them all).
+        let mut increments = vec![0; self.limits.len()];
+        for value in ctx.response.headers.get_all(&self.header_name) {
+            let Ok(value) = std::str::from_utf8(value) else {
+                continue;
+            };
+            for (total, n) in increments.iter_mut().zip(self.increments(value)) {
+                if n > 0 {
+                    *total = n;
+                }
+            }
+        }
         let mut headers = Vec::new();
         let mut stop = false;
         {
@@ -313,20 +318,13 @@ impl Handler for ResponseRateLimiting {
         }
         ctx.response.headers.remove(&self.header_name);
         if stop {
-            // Kong's `kong.response.exit(429)` from header_filter: no body.
+            // Kong's `kong.response.exit(429)` from header_filter changes the status only; the
+            // upstream's body still follows.
             ctx.response.status = StatusCode::TOO_MANY_REQUESTS;
-            ctx.response.headers.remove("content-type");
         }
         if let Some(state) = ctx.data_mut::<State>() {
             state.increments = increments;
             state.stopped = stop;
-        }
-        Ok(())
-    }
-
-    fn body_filter(&self, ctx: &mut Ctx, chunk: &mut Bytes, _eof: bool) -> Result<(), PluginError> {
-        if ctx.data::<State>().is_some_and(|s| s.stopped) {
-            *chunk = Bytes::new();
         }
         Ok(())
     }
