@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side proxy benchmark: Silverback against nginx, nginx+Lua (Kong-style key-auth +
 # rate-limit in Lua) and HAProxy, all with one worker, in front of the same upstream nginx.
+# The rate-limiting redis route needs a Redis at 127.0.0.1:6379 (it uses database 15).
 # Uses ../shared/bench (peers.sh, compare.py). Prints req/s, p99, CPU µs per request and ratios.
 #   bench/run.sh [--rounds N] [--duration S] [--connections C]
 set -euo pipefail
@@ -104,6 +105,17 @@ services:
         latency_metrics: true
         bandwidth_metrics: true
         upstream_health_metrics: true
+  # The same with the redis policy: one script round trip to the local Redis per request.
+  - name: key-auth-rate-limiting-redis
+    paths: [/key-auth-rl-redis]
+    plugins:
+    - name: key-auth
+    - name: rate-limiting
+      config:
+        second: 1000000000
+        limit_by: consumer
+        policy: redis
+        redis: {host: 127.0.0.1, port: 6379, database: 15}
 YAML
 
 SILVERBACK_PREFIX="$work/prefix" \
@@ -135,7 +147,8 @@ python3 "$shared/compare.py" --header "Authorization: Basic $(printf bench:bench
   "sb+jwt-rs256=$sb=http://127.0.0.1:$port/jwt?jwt=$rs_token" \
   "sb+basic-auth=$sb=http://127.0.0.1:$port/basic-auth" \
   "sb+key-auth+rl=$sb=http://127.0.0.1:$port/key-auth-rl" \
-  "sb+prometheus=$sb=http://127.0.0.1:$port/prometheus" | tee "$work/out.txt"
+  "sb+prometheus=$sb=http://127.0.0.1:$port/prometheus" \
+  "sb+key-auth+rl-redis=$sb=http://127.0.0.1:$port/key-auth-rl-redis" | tee "$work/out.txt"
 
 # The added CPU per request of each plugin route over the no-plugin route, and its throughput.
 python3 - "$work/out.txt" <<'PY'

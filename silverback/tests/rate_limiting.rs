@@ -1,4 +1,5 @@
-//! rate-limiting (local policy) against the real binary: Kong's headers and 429, every
+//! rate-limiting (local policy; redis and cluster in rate_limiting_redis.rs and
+//! rate_limiting_cluster.rs) against the real binary: Kong's headers and 429, every
 //! limit_by, exact limits under concurrency across worker threads, and config validation.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -165,11 +166,47 @@ async fn configs_are_validated_with_kongs_messages() {
             json!({"name": "rate-limiting", "config": {"minute": 10, "policy": "redis"}}),
         )
         .await;
+    // Kong's entity check: the redis policy needs redis.host.
     assert_eq!(r.status, 400);
-    assert!(
-        r.text().contains("policy 'redis' is not available"),
+    assert_eq!(
+        r.json()["fields"]["config.redis.host"],
+        "required field missing",
         "{}",
         r.text()
+    );
+    let r = gw
+        .admin(
+            "POST",
+            "/plugins",
+            json!({"name": "rate-limiting", "config": {"minute": 10, "sync_rate": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text()
+            .contains("sync_rate can only be used with the redis policy"),
+        "{}",
+        r.text()
+    );
+    // The deprecated flat fields still set the redis record.
+    let r = gw
+        .admin(
+            "POST",
+            "/plugins",
+            json!({"name": "rate-limiting", "config": {"minute": 10, "policy": "redis",
+                "redis_host": "127.0.0.1", "redis_database": 3, "sync_rate": 0.5}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["config"]["redis"]["host"], "127.0.0.1");
+    assert_eq!(r.json()["config"]["redis"]["database"], 3);
+    assert!(r.json()["config"].get("redis_host").is_none());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        gw.admin("DELETE", &format!("/plugins/{id}"), json!(null))
+            .await
+            .status,
+        204
     );
     let r = gw
         .admin(
@@ -185,4 +222,34 @@ async fn configs_are_validated_with_kongs_messages() {
     assert_eq!(config["error_code"], 429);
     assert_eq!(config["redis"]["port"], 6379);
     assert_eq!(config["sync_rate"], -1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_plugin_counts_all_its_routes_together() {
+    let up = Upstream::start("u");
+    let config = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: http://{}
+  plugins:
+  - name: rate-limiting
+    config: {{hour: 3, limit_by: ip}}
+  routes:
+  - name: one
+    paths: [/one]
+  - name: two
+    paths: [/two]
+"#,
+        up.addr
+    );
+    let gw = Gateway::with_config(&config).start();
+    let c = client();
+    // Kong keys the counter by the plugin's service and no route: one counter for both.
+    for (path, remaining) in [("/one", "2"), ("/two", "1"), ("/one", "0")] {
+        let r = get(&c, &gw.url(path), &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-ratelimit-remaining-hour"), Some(remaining));
+    }
+    assert_eq!(get(&c, &gw.url("/two"), &[]).await.status, 429);
 }

@@ -8,6 +8,7 @@
 
 mod bundled;
 pub mod chain;
+pub mod counters;
 pub mod directory;
 pub mod handler;
 pub mod pdk;
@@ -20,7 +21,7 @@ pub use directory::Directory;
 pub use handler::{Flow, Handler, Phase, Phases, PluginError};
 pub use pdk::{Ctx, Exit, ExitBody};
 pub use registry::{BUNDLED, PluginDef, Registry};
-pub use runtime::{OAuth2Store, Runtime};
+pub use runtime::{CounterStore, OAuth2Store, Runtime};
 pub use scope::{PluginBuildError, Plugins};
 
 /// The prometheus plugin's metrics, for the `/metrics` endpoints of the status and Admin APIs.

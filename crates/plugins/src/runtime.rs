@@ -300,13 +300,62 @@ impl OAuth2Tokens {
     }
 }
 
+/// Which plugin's counters (Kong's `ratelimiting_metrics` or `response_ratelimiting_metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsTable {
+    RateLimiting,
+    ResponseRateLimiting,
+}
+
+/// One `cluster` policy counter: Kong's primary key of a metrics row, and when the row can go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metric {
+    pub identifier: String,
+    /// `minute`; response-ratelimiting: `<limit name>_minute`.
+    pub period: String,
+    /// The window start, seconds.
+    pub period_date: i64,
+    /// The nil UUID when the plugin is not scoped to a service.
+    pub service_id: Uuid,
+    pub route_id: Uuid,
+    /// Seconds since the epoch after which the row is not needed.
+    pub expires_at: i64,
+}
+
+/// Where the `cluster` policy keeps its counters. Object-safe: the node implements it over
+/// its config store.
+pub trait CounterStore: Send + Sync + 'static {
+    /// Adds 1 to every counter unless one has reached its limit, atomically: each counter's
+    /// value before, and the index of the first full one (nothing was counted then).
+    fn take(
+        &self,
+        table: MetricsTable,
+        metrics: Vec<(Metric, u64)>,
+    ) -> StoreFuture<'_, (Vec<u64>, Option<usize>)>;
+    /// The counters' values.
+    fn usage(&self, table: MetricsTable, metrics: Vec<Metric>) -> StoreFuture<'_, Vec<u64>>;
+    /// Adds `value` to every counter.
+    fn add(&self, table: MetricsTable, metrics: Vec<Metric>, value: u64) -> StoreFuture<'_, ()>;
+}
+
 /// The runtime state every request's context can reach.
-#[derive(Debug)]
 pub struct Runtime {
     pub oauth2: OAuth2Tokens,
     /// proxy-cache's memory strategy: the node's cached responses, shared by every worker and
     /// config snapshot, and purged through the Admin API.
     pub proxy_cache: ResponseCache,
+    /// The `cluster` policy's counters; none when DB-less (Kong refuses the policy there).
+    pub counters: Option<Arc<dyn CounterStore>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("oauth2", &self.oauth2)
+            .field("proxy_cache", &self.proxy_cache)
+            .field("counters", &self.counters.is_some())
+            .finish()
+    }
 }
 
 impl Runtime {
@@ -314,12 +363,19 @@ impl Runtime {
         Runtime {
             oauth2: OAuth2Tokens::new(oauth2),
             proxy_cache: ResponseCache::default(),
+            counters: None,
         }
     }
 
     /// Bounds proxy-cache's memory strategy to `bytes` (Kong's `mem_cache_size`).
     pub fn with_response_cache_size(mut self, bytes: u64) -> Self {
         self.proxy_cache = ResponseCache::new(bytes);
+        self
+    }
+
+    /// With the `cluster` policy's counters in `store`.
+    pub fn with_counters(mut self, store: Arc<dyn CounterStore>) -> Self {
+        self.counters = Some(store);
         self
     }
 

@@ -10,6 +10,7 @@
 use crate::chain::{Chain, Entry, Instance};
 use crate::directory::Directory;
 use crate::registry::{PluginDef, Registry};
+use serde_json::Value;
 use silverback_model::entities::Plugin;
 use silverback_model::{Config, Row};
 use std::collections::{HashMap, HashSet};
@@ -76,6 +77,25 @@ impl Default for Plugins {
     }
 }
 
+/// The config a handler is built from: the row's, plus the ids of the entities the plugin is
+/// scoped to, as Kong adds `route_id`, `service_id` and `consumer_id` to the `conf` its
+/// handlers get (rate-limiting keys its counters by them).
+fn handler_config(p: &Plugin) -> Value {
+    let mut config = p.config.clone();
+    if let Some(map) = config.as_object_mut() {
+        for (key, fk) in [
+            ("route_id", &p.route),
+            ("service_id", &p.service),
+            ("consumer_id", &p.consumer),
+        ] {
+            if let Some(fk) = fk {
+                map.insert(key.into(), Value::String(fk.id.to_string()));
+            }
+        }
+    }
+    config
+}
+
 impl Plugins {
     /// Builds every enabled plugin of `config`, reusing `previous`'s instances of rows that did
     /// not change.
@@ -109,7 +129,7 @@ impl Plugins {
                 None => Arc::new(Instance {
                     id: p.id,
                     def,
-                    handler: (def.build)(&p.config).map_err(|reason| {
+                    handler: (def.build)(&handler_config(&p)).map_err(|reason| {
                         PluginBuildError::Instance {
                             name: p.name.clone(),
                             id: p.id,

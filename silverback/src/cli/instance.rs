@@ -87,7 +87,10 @@ pub fn reload(common: &Common) -> i32 {
     // With a database the file is not read, so nothing to check.
     if settings.database == silverback_config::Database::Off
         && let Some(file) = &settings.declarative_config
-        && super::config::parse(file) != 0
+        && {
+            silverback_plugins::counters::schema::set_database_off(true);
+            super::config::parse(file) != 0
+        }
     {
         eprintln!("Error: not reloading; the running instance keeps its current config");
         return 1;

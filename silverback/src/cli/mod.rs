@@ -130,7 +130,20 @@ pub fn run() -> i32 {
             }
         }
         Command::Config(ConfigCommand::Init { file }) => config::init(&file),
-        Command::Config(ConfigCommand::Parse { file }) => config::parse(&file),
+        Command::Config(ConfigCommand::Parse { file }) => {
+            // Kong checks the file against the schemas of the configured database mode
+            // (DB-less refuses the `cluster` rate-limiting policy).
+            let common = Common {
+                conf: None,
+                prefix: None,
+            };
+            if let Ok(s) = load_settings(&common) {
+                silverback_plugins::counters::schema::set_database_off(
+                    s.database == silverback_config::Database::Off,
+                );
+            }
+            config::parse(&file)
+        }
         Command::Config(ConfigCommand::Settings) => settings::run(),
         Command::Config(ConfigCommand::DbImport { file, common }) => db::db_import(&file, &common),
         Command::Config(ConfigCommand::DbExport { file, common }) => {

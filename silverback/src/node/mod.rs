@@ -6,6 +6,7 @@
 //! so control work never competes with a worker's event loop.
 
 mod admin;
+mod counters;
 mod oauth2;
 mod source;
 
@@ -70,6 +71,9 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
         path: prefix.display().to_string(),
         source,
     })?;
+    silverback_plugins::counters::schema::set_database_off(
+        settings.database == silverback_config::Database::Off,
+    );
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("silverback-control")
@@ -154,7 +158,8 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
 /// The state plugins write while serving: proxy-cache's responses (in memory, bounded by
 /// `mem_cache_size`) and oauth2's codes and tokens. With SQLite, oauth2 codes and tokens are rows of the
 /// database (they survive restarts; rows past their ttl are purged every
-/// [`oauth2::PURGE_EVERY`]); DB-less, they live in memory and are lost on restart.
+/// [`oauth2::PURGE_EVERY`]), and so are the `cluster` rate-limiting counters; DB-less, tokens
+/// live in memory and are lost on restart, and there are no cluster counters.
 fn plugin_runtime(
     source: &Source,
     runtime: &tokio::runtime::Handle,
@@ -181,7 +186,12 @@ fn plugin_runtime(
                     }
                 }
             });
-            Arc::new(Runtime::new(store).with_response_cache_size(mem_cache_size))
+            counters::spawn_purge(db.clone(), runtime);
+            Arc::new(
+                Runtime::new(store)
+                    .with_response_cache_size(mem_cache_size)
+                    .with_counters(Arc::new(counters::SqliteCounters(db.clone()))),
+            )
         }
     }
 }

@@ -78,6 +78,9 @@ pub struct Record {
     /// For a plugin's `config`: the `entity_checks` Kong declares on the plugin entity, over
     /// paths such as `config.allow`; they run on the whole plugin entity.
     pub plugin_checks: Vec<EntityCheck>,
+    /// Kong's `shorthand_fields`: rewrites deprecated input fields into the current ones
+    /// before the record is validated (rate-limiting's `redis_host` becomes `redis.host`).
+    pub shorthands: Option<fn(&mut Map)>,
 }
 
 impl Record {
@@ -87,7 +90,14 @@ impl Record {
             checks: Vec::new(),
             custom: None,
             plugin_checks: Vec::new(),
+            shorthands: None,
         }
+    }
+
+    /// Kong's `shorthand_fields`, as one rewrite of the input.
+    pub fn with_shorthands(mut self, expand: fn(&mut Map)) -> Self {
+        self.shorthands = Some(expand);
+        self
     }
 
     pub fn with_checks(mut self, checks: Vec<EntityCheck>) -> Self {

@@ -30,6 +30,9 @@ impl Validator {
     /// Fills defaults and auto fields, normalizes values, and validates `map` against `record`.
     /// Errors are added to `errors`; the map is left with every schema field present.
     pub fn process(&self, record: &Record, map: &mut Map, errors: &mut FieldErrors) {
+        if let Some(expand) = record.shorthands {
+            expand(map);
+        }
         for key in map.keys() {
             if record.field(key).is_none() {
                 errors.field(key, "unknown field");

@@ -20,6 +20,7 @@ mod redirect;
 mod request_size_limiting;
 mod request_termination;
 mod request_transformer;
+mod response_ratelimiting;
 mod response_transformer;
 
 use crate::registry::PluginDef;
@@ -45,5 +46,6 @@ pub(crate) fn all() -> Vec<PluginDef> {
         request_termination::definition(),
         request_transformer::definition(),
         response_transformer::definition(),
+        response_ratelimiting::definition(),
     ]
 }

@@ -164,7 +164,8 @@ impl Ctx {
             .and_then(|(_, d)| d.downcast_ref())
     }
 
-    /// The running plugin's data, to change in place (a body being buffered).
+    /// The running plugin's data, to change in place (a body being buffered, counts to add
+    /// in a later phase).
     pub fn data_mut<T: Any + Send + Sync>(&mut self) -> Option<&mut T> {
         let current = self.current;
         self.data

@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "002_credentials",
         sql: include_str!("migrations/002_credentials.sql"),
     },
+    Migration {
+        version: 3,
+        name: "003_ratelimiting_metrics",
+        sql: include_str!("migrations/003_ratelimiting_metrics.sql"),
+    },
 ];
 
 /// The table that records applied migrations.
@@ -242,16 +247,31 @@ mod tests {
         assert!(fresh.needs_bootstrap() && !fresh.is_up_to_date());
         assert_eq!(
             fresh.pending,
-            vec!["001_core".to_string(), "002_credentials".to_string()]
+            vec![
+                "001_core".to_string(),
+                "002_credentials".to_string(),
+                "003_ratelimiting_metrics".to_string()
+            ]
         );
         let older = state_of(&[(1, "001_core".into())]);
-        assert_eq!(older.pending, vec!["002_credentials".to_string()]);
+        assert_eq!(
+            older.pending,
+            vec![
+                "002_credentials".to_string(),
+                "003_ratelimiting_metrics".to_string()
+            ]
+        );
         assert!(!older.is_up_to_date() && !older.needs_bootstrap());
-        let done = state_of(&[(1, "001_core".into()), (2, "002_credentials".into())]);
+        let done = state_of(&[
+            (1, "001_core".into()),
+            (2, "002_credentials".into()),
+            (3, "003_ratelimiting_metrics".into()),
+        ]);
         assert!(done.is_up_to_date());
         let newer = state_of(&[
             (1, "001_core".into()),
             (2, "002_credentials".into()),
+            (3, "003_ratelimiting_metrics".into()),
             (99, "099_future".into()),
         ]);
         assert_eq!(newer.unknown, vec!["099_future".to_string()]);

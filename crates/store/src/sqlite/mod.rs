@@ -10,12 +10,14 @@
 //! Kong-shaped errors; the constraints in the schema (`migrations/`) are the safety net, and
 //! their failures map to the same [`StoreError`] variants (`errors.rs`).
 
+mod counters;
 mod errors;
 mod migrate;
 mod read;
 mod tables;
 mod write;
 
+pub use counters::{Metric, MetricsTable};
 pub use migrate::{MIGRATIONS, Migration, MigrationError, SchemaState};
 
 use crate::{Change, ListQuery, Page, Store, StoreError};

@@ -111,7 +111,7 @@ async fn migrate_is_idempotent_reset_starts_over_and_newer_schemas_are_refused()
     assert_eq!(state.pending.len(), MIGRATIONS.len());
     assert_eq!(
         db.migrate().await.unwrap(),
-        vec!["001_core", "002_credentials"]
+        vec!["001_core", "002_credentials", "003_ratelimiting_metrics"]
     );
     assert!(db.migrate().await.unwrap().is_empty());
     assert!(db.schema_state().await.unwrap().is_up_to_date());

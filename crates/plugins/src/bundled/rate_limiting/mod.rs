@@ -1,14 +1,14 @@
 //! rate-limiting: at most N requests per second ... year, counted per consumer, credential, IP,
-//! service, header or path, with Kong's headers.
+//! service, header or path, with Kong's headers. The counters (`local`, `redis`, `cluster`)
+//! are in [`crate::counters`], shared with response-ratelimiting.
 
-mod local;
 mod schema;
 
-use crate::handler::{Handler, Phase, Phases, PluginError};
+use crate::counters::{self, CounterError, Counting, Limit, Policy, Scope, Taken, period_len};
+use crate::handler::{Flow, Handler, Phase, Phases, PluginError};
 use crate::pdk::{Ctx, Exit};
 use crate::registry::PluginDef;
 use http::{HeaderName, HeaderValue, StatusCode};
-use local::{COUNTERS, Key, period_len, window_start};
 use schema::RateLimitingConfig;
 use serde_json::Value;
 use std::sync::Arc;
@@ -59,7 +59,12 @@ enum LimitBy {
 }
 
 struct RateLimiting {
-    limits: Vec<(usize, u64)>,
+    /// The plugin's own route and service, which key its counters (Kong's).
+    route: Option<uuid::Uuid>,
+    service: Option<uuid::Uuid>,
+    limits: Vec<Limit>,
+    policy: Policy,
+    fault_tolerant: bool,
     limit_by: LimitBy,
     hide_client_headers: bool,
     status: StatusCode,
@@ -69,9 +74,7 @@ struct RateLimiting {
 fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
     let conf: RateLimitingConfig =
         serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
-    if conf.policy != "local" {
-        return Err(format!("policy '{}' is not available", conf.policy));
-    }
+    let policy = Policy::from_config(config)?;
     let limit_by = match conf.limit_by.as_str() {
         "credential" => LimitBy::Credential,
         "ip" => LimitBy::Ip,
@@ -85,8 +88,13 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
         "path" => LimitBy::Path(conf.path.clone()),
         _ => LimitBy::Consumer,
     };
+    let (route, service) = counters::plugin_scope(config);
     Ok(Arc::new(RateLimiting {
+        route,
+        service,
         limits: conf.limits(),
+        policy,
+        fault_tolerant: conf.fault_tolerant,
         limit_by,
         hide_client_headers: conf.hide_client_headers,
         status: StatusCode::from_u16(conf.error_code as u16).map_err(|e| e.to_string())?,
@@ -135,56 +143,55 @@ fn int(n: i64) -> HeaderValue {
     HeaderValue::from(n)
 }
 
-impl Handler for RateLimiting {
-    fn access<'a>(&'a self, ctx: &'a mut Ctx) -> Phase<'a> {
-        let identifier = self.identifier(ctx);
-        let (now_s, now_ms) = now();
-        let route = ctx.route.as_ref().map(|r| r.id);
-        let service = ctx.service.as_ref().map(|s| s.id);
-        // Per period: limit, usage before this request, window start; and which were counted.
-        let mut usage = Vec::with_capacity(self.limits.len());
-        let mut counted = Vec::with_capacity(self.limits.len());
-        let mut stop = None;
-        for &(period, limit) in &self.limits {
-            let window = window_start(period as u8, now_s);
-            let key = Key {
-                route,
-                service,
-                identifier: identifier.clone(),
-                period: period as u8,
-                window,
-            };
-            let (used, taken) = COUNTERS.try_take(&key, limit);
-            if taken {
-                counted.push(key);
-            } else {
-                stop = Some(period);
-            }
-            usage.push((period, limit, used, window));
+/// Kong's answer when the counters cannot be reached and `fault_tolerant` is off.
+pub(crate) fn counters_failed() -> Exit {
+    Exit::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "An unexpected error occurred",
+    )
+}
+
+/// Logs a counter failure, except an outage the Redis pool already reported.
+pub(crate) fn log_counter_error(plugin: &'static str, ctx: &Ctx, e: &CounterError) {
+    if !matches!(e, CounterError::Unavailable(_)) {
+        tracing::error!(plugin, request_id = ctx.request_id(), error = %e, "failed to get usage");
+    }
+}
+
+impl RateLimiting {
+    fn scope<'a>(&self, identifier: &'a str) -> Scope<'a> {
+        Scope {
+            counting: Counting::Requests,
+            route: self.route,
+            service: self.service,
+            identifier,
+            name: None,
         }
-        if stop.is_some() {
-            for key in &counted {
-                COUNTERS.give_back(key);
-            }
-        }
+    }
+
+    /// Kong's headers and verdict from what the counters said.
+    fn respond(&self, ctx: &mut Ctx, taken: &Taken, now_s: i64, now_ms: i64) -> Flow {
+        let stop = taken.refused;
         let mut headers = Vec::new();
         let mut reset = 1;
         if !self.hide_client_headers {
             // The period closest to its limit (the longer one on ties) speaks for RateLimit-*.
             let mut best: Option<(u64, i64, u64)> = None;
-            for &(period, limit, used, window) in &usage {
+            for (i, (&(period, limit), &used)) in self.limits.iter().zip(&taken.used).enumerate() {
                 let mut remaining = limit.saturating_sub(used);
-                if stop.is_none() || stop == Some(period) {
+                if stop.is_none() || stop == Some(i) {
                     remaining = remaining.saturating_sub(1);
                 }
-                let len = period_len(period as u8);
+                let len = period_len(period);
                 if best.is_none_or(|(r, l, _)| remaining < r || (remaining == r && len > l)) {
                     best = Some((remaining, len, limit));
+                    let window = counters::window_start(period, now_s);
                     reset = (len - (now_ms - window * 1000) / 1000).max(1);
                 }
-                headers.push((HeaderName::from_static(X_LIMIT[period]), int(limit as i64)));
+                let p = usize::from(period).min(5);
+                headers.push((HeaderName::from_static(X_LIMIT[p]), int(limit as i64)));
                 headers.push((
-                    HeaderName::from_static(X_REMAINING[period]),
+                    HeaderName::from_static(X_REMAINING[p]),
                     int(remaining as i64),
                 ));
             }
@@ -207,12 +214,40 @@ impl Handler for RateLimiting {
                 exit.headers
                     .push((HeaderName::from_static("retry-after"), int(reset)));
             }
-            return exit.into();
+            return Flow::Exit(exit);
         }
         if !headers.is_empty() {
             ctx.set_data(Headers(headers));
         }
-        Phase::CONTINUE
+        Flow::Continue
+    }
+}
+
+impl Handler for RateLimiting {
+    fn access<'a>(&'a self, ctx: &'a mut Ctx) -> Phase<'a> {
+        let identifier = self.identifier(ctx);
+        let (now_s, now_ms) = now();
+        if let Policy::Local = self.policy {
+            // No future, no allocation beyond the counter keys: the local hot path.
+            let taken = counters::local::take(self.scope(&identifier), &self.limits, now_s);
+            return Phase::Ready(Ok(self.respond(ctx, &taken, now_s, now_ms)));
+        }
+        Phase::Pending(Box::pin(async move {
+            let runtime = ctx.runtime.clone();
+            let scope = self.scope(&identifier);
+            match self.policy.take(&runtime, scope, &self.limits, now_s).await {
+                Ok(taken) => Ok(self.respond(ctx, &taken, now_s, now_ms)),
+                Err(e) => {
+                    log_counter_error("rate-limiting", ctx, &e);
+                    if self.fault_tolerant {
+                        // Kong: proxied without rate-limit headers.
+                        Ok(Flow::Continue)
+                    } else {
+                        Ok(Flow::Exit(counters_failed()))
+                    }
+                }
+            }
+        }))
     }
 
     fn header_filter(&self, ctx: &mut Ctx) -> Result<(), PluginError> {

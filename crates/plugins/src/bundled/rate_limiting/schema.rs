@@ -1,8 +1,13 @@
 //! rate-limiting's config (Kong 3.x `kong/plugins/rate-limiting/schema.lua`).
+//!
+//! `sync_rate` is accepted with Kong's checks (-1, or at least 0.02 with the redis policy),
+//! but every policy counts synchronously: the redis policy's one script per request is
+//! already exact, and batching would give that up for fewer round trips.
 
+use crate::counters::schema as counters;
 use serde::Deserialize;
 use serde_json::Value;
-use silverback_model::schema::{Check, EntityCheck, Field, Map, Record};
+use silverback_model::schema::{Check, EntityCheck, Field, Map, Matcher, Record};
 use silverback_model::typedefs;
 
 pub const PERIODS: [&str; 6] = ["second", "minute", "hour", "day", "month", "year"];
@@ -18,7 +23,7 @@ pub struct RateLimitingConfig {
     pub limit_by: String,
     pub header_name: Option<String>,
     pub path: Option<String>,
-    pub policy: String,
+    pub fault_tolerant: bool,
     pub hide_client_headers: bool,
     pub error_code: f64,
     pub error_message: Option<String>,
@@ -26,7 +31,7 @@ pub struct RateLimitingConfig {
 
 impl RateLimitingConfig {
     /// The configured limits, shortest period first.
-    pub fn limits(&self) -> Vec<(usize, u64)> {
+    pub fn limits(&self) -> Vec<crate::counters::Limit> {
         [
             self.second,
             self.minute,
@@ -37,59 +42,9 @@ impl RateLimitingConfig {
         ]
         .into_iter()
         .enumerate()
-        .filter_map(|(i, l)| l.map(|l| (i, l.floor() as u64)))
+        .filter_map(|(i, l)| l.map(|l| (i as u8, l.floor() as u64)))
         .collect()
     }
-}
-
-/// Kong's shared `redis` record (`kong/tools/redis/schema.lua`), with its defaults.
-fn redis() -> Field {
-    Field::record(Record::new(vec![
-        ("host", typedefs::host()),
-        ("port", typedefs::port().default(6379)),
-        (
-            "timeout",
-            Field::integer().between(0, 2_147_483_646).default(2000),
-        ),
-        (
-            "connect_timeout",
-            Field::integer().between(0, 2_147_483_646).default(2000),
-        ),
-        (
-            "send_timeout",
-            Field::integer().between(0, 2_147_483_646).default(2000),
-        ),
-        (
-            "read_timeout",
-            Field::integer().between(0, 2_147_483_646).default(2000),
-        ),
-        ("username", Field::string()),
-        ("password", Field::string().sensitive()),
-        ("sentinel_username", Field::string()),
-        ("sentinel_password", Field::string().sensitive()),
-        ("database", Field::integer().default(0)),
-        (
-            "keepalive_pool_size",
-            Field::integer().between(1, 2_147_483_646).default(256),
-        ),
-        (
-            "keepalive_backlog",
-            Field::integer().between(0, 2_147_483_646),
-        ),
-        ("sentinel_master", Field::string()),
-        (
-            "sentinel_role",
-            Field::string().one_of(["master", "slave", "any"]),
-        ),
-        ("sentinel_nodes", Field::array(Field::json())),
-        ("cluster_nodes", Field::array(Field::json())),
-        ("ssl", Field::boolean().required().default(false)),
-        ("ssl_verify", Field::boolean().required().default(false)),
-        ("server_name", typedefs::host()),
-        ("cluster_max_redirections", Field::integer().default(5)),
-        ("connection_is_proxied", Field::boolean().default(false)),
-    ]))
-    .required()
 }
 
 fn limit() -> Field {
@@ -113,22 +68,14 @@ fn periods_in_order(config: &Map) -> Result<(), String> {
         .get("sync_rate")
         .and_then(Value::as_f64)
         .unwrap_or(-1.0);
-    if sync_rate != -1.0 {
+    let redis = config.get("policy").and_then(Value::as_str) == Some("redis");
+    if !redis && sync_rate != -1.0 {
         return Err("sync_rate can only be used with the redis policy".into());
     }
-    Ok(())
-}
-
-/// Only the `local` policy is served by this build; a config asking for another is refused
-/// rather than run without the limits it expects.
-fn available_policy(v: &Value) -> Result<(), String> {
-    match v.as_str() {
-        Some("local") | None => Ok(()),
-        Some(p @ ("cluster" | "redis")) => Err(format!(
-            "policy '{p}' is not available in this build of Silverback yet; use 'local'"
-        )),
-        Some(_) => Err("expected one of: local, cluster, redis".into()),
+    if redis && sync_rate != -1.0 && sync_rate < 0.02 {
+        return Err("sync_rate must be greater than 0.02, or -1 to disable".into());
     }
+    Ok(())
 }
 
 pub fn config() -> Record {
@@ -147,12 +94,9 @@ pub fn config() -> Record {
         ),
         ("header_name", typedefs::header_name()),
         ("path", typedefs::path()),
-        (
-            "policy",
-            Field::string().default("local").custom(available_policy),
-        ),
+        ("policy", counters::policy()),
         ("fault_tolerant", Field::boolean().required().default(true)),
-        ("redis", redis()),
+        ("redis", counters::redis()),
         (
             "hide_client_headers",
             Field::boolean().required().default(false),
@@ -167,11 +111,33 @@ pub fn config() -> Record {
         ),
         ("sync_rate", Field::number().required().default(-1)),
     ]);
-    Record::new(fields).with_checks(vec![
-        EntityCheck::AtLeastOneOf(PERIODS.to_vec()),
-        EntityCheck::Custom {
-            fields: PERIODS.iter().copied().chain(["sync_rate"]).collect(),
-            check: periods_in_order,
-        },
-    ])
+    Record::new(fields)
+        .with_checks(vec![
+            EntityCheck::AtLeastOneOf(PERIODS.to_vec()),
+            EntityCheck::Custom {
+                fields: PERIODS
+                    .iter()
+                    .copied()
+                    .chain(["policy", "sync_rate"])
+                    .collect(),
+                check: periods_in_order,
+            },
+        ])
+        .with_shorthands(counters::expand_redis_shorthands)
+        .with_plugin_checks(
+            counters::redis_checks()
+                .into_iter()
+                .chain(
+                    [("header", "config.header_name"), ("path", "config.path")].map(
+                        |(limit_by, then_field)| EntityCheck::Conditional {
+                            if_field: "config.limit_by",
+                            if_match: Matcher::Eq(Value::from(limit_by)),
+                            then_field,
+                            then_match: Matcher::Required,
+                            then_err: None,
+                        },
+                    ),
+                )
+                .collect(),
+        )
 }
