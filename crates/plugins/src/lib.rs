@@ -30,3 +30,9 @@ pub mod prometheus {
         CONTENT_TYPE, Connections, Health, Node, TargetHealth, render,
     };
 }
+
+/// What the log plugins share with the node: entries they dropped (for `/metrics`), and the
+/// signal that log files must be reopened (SIGUSR1, after logrotate moved them).
+pub mod logs {
+    pub use crate::bundled::log_sink::{dropped_counts, dropped_exposition};
+}

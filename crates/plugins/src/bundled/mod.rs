@@ -9,9 +9,13 @@ mod bot_detection;
 mod correlation_id;
 mod cors;
 mod hmac_auth;
+mod http_log;
 mod ip_restriction;
 mod jwt;
 mod key_auth;
+mod log_schema;
+pub mod log_sink;
+mod log_transport;
 mod oauth2;
 pub(crate) mod prometheus;
 mod rate_limiting;
@@ -30,6 +34,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         correlation_id::definition(),
         cors::definition(),
         hmac_auth::definition(),
+        http_log::definition(),
         ip_restriction::definition(),
         jwt::definition(),
         key_auth::definition(),

@@ -485,14 +485,18 @@ async fn proxy(
     let sent_at = Instant::now();
     if let Some(p) = plugged.as_mut() {
         p.ctx.served.kong_latency = Some(sent_at.duration_since(started));
+        p.ctx.served.upstream_uri = Some(target.clone());
     }
-    let resp = match send_with_retries(conn, &service, &head, body).await {
+    let tries = plugged.as_mut().map(|p| &mut p.ctx.served.tries);
+    let sent = send_with_retries(conn, &service, &head, body, started, tries).await;
+    let resp = match sent {
         Ok(r) => r,
         Err(e) => return limit_exit(e),
     };
     let upstream_latency = sent_at.elapsed();
     if let Some(p) = plugged.as_mut() {
         p.ctx.served.upstream_latency = Some(upstream_latency);
+        p.ctx.served.upstream_status = Some(resp.status.as_u16());
     }
     let reply = finish_response(
         conn,
@@ -614,6 +618,8 @@ async fn send_with_retries(
     service: &CompiledService,
     head: &UpstreamHead<'_>,
     body: RequestBody<'_>,
+    started: Instant,
+    mut tries: Option<&mut Vec<silverback_plugins::pdk::Try>>,
 ) -> Result<upstream::h1::Response, ProxyError> {
     let settings = &conn.shared.settings;
     let timeouts = Timeouts {
@@ -640,6 +646,13 @@ async fn send_with_retries(
             host: head.preserved_host.or(host_header.as_ref()),
             fields: head.fields,
         };
+        if let Some(t) = tries.as_deref_mut() {
+            t.push(silverback_plugins::pdk::Try {
+                addr,
+                start_offset_ms: silverback_plugins::pdk::log::millis(started.elapsed()),
+                failed_status: None,
+            });
+        }
         let key = PoolKey { addr };
         match upstream::send(&key, &settings.keepalive, &timeouts, req, this_body).await {
             Ok(resp) => return Ok(resp),
@@ -652,6 +665,13 @@ async fn send_with_retries(
                     } else {
                         ProxyError::ClientBody(reason.message)
                     });
+                }
+                if let Some(last) = tries.as_deref_mut().and_then(|t| t.last_mut()) {
+                    let timeout = matches!(
+                        e,
+                        AttemptError::Timeout { .. } | AttemptError::ConnectTimeout
+                    );
+                    last.failed_status = Some(if timeout { 504 } else { 502 });
                 }
                 tracing::warn!(
                     upstream = %addr,

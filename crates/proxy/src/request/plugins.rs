@@ -205,6 +205,10 @@ pub(crate) fn respond(
         ctx.response.status = reply.status;
         ctx.response.source = source;
     }
+    // Log plugins record the response head as sent.
+    if run.serializes() {
+        ctx.response.headers = reply.fields.clone();
+    }
     // Not sent upstream: the gateway or a plugin made this response (Kong's
     // KONG_RESPONSE_LATENCY).
     if ctx.served.kong_latency.is_none() {
