@@ -207,3 +207,63 @@ impl SyslogCollector {
         SyslogCollector { path, received }
     }
 }
+
+/// A TLS log server recording each line, with the SNI each connection sent.
+pub struct TlsCollector {
+    pub addr: SocketAddr,
+    pub received: Received<String>,
+    pub snis: Received<Option<String>>,
+}
+
+impl TlsCollector {
+    pub fn start() -> TlsCollector {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/admin/tests/data/");
+        let certs = CertificateDer::pem_file_iter(format!("{data}cert.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(format!("{data}key.pem")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Received::default();
+        let snis = Received::default();
+        let (r, s) = (received.clone(), snis.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (r, s, config) = (r.clone(), s.clone(), config.clone());
+                std::thread::spawn(move || {
+                    let conn = rustls::ServerConnection::new(config).unwrap();
+                    let mut tls = rustls::StreamOwned::new(conn, stream);
+                    while tls.conn.is_handshaking() {
+                        if tls.conn.complete_io(&mut tls.sock).is_err() {
+                            return;
+                        }
+                    }
+                    s.push(tls.conn.server_name().map(str::to_string));
+                    for line in BufReader::new(tls).lines() {
+                        match line {
+                            Ok(l) => r.push(l),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            }
+        });
+        TlsCollector {
+            addr,
+            received,
+            snis,
+        }
+    }
+}

@@ -30,7 +30,6 @@ pub(crate) struct QueueParams {
 
 impl QueueParams {
     /// One entry at a time, no retry: for destinations where a retry cannot help (a full disk).
-    #[allow(dead_code)]
     pub fn immediate() -> Self {
         QueueParams {
             max_batch_size: 1,

@@ -22,6 +22,8 @@ mod rate_limiting;
 mod redirect;
 mod request_size_limiting;
 mod request_termination;
+mod tcp_log;
+mod udp_log;
 
 use crate::registry::PluginDef;
 
@@ -44,5 +46,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         redirect::definition(),
         request_size_limiting::definition(),
         request_termination::definition(),
+        tcp_log::definition(),
+        udp_log::definition(),
     ]
 }
