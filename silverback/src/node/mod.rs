@@ -247,10 +247,12 @@ fn write_instance_files(
     write(listeners_file(prefix), listeners.to_string())
 }
 
-/// Reloads on SIGHUP; returns on SIGTERM, SIGINT or SIGQUIT.
+/// Reloads on SIGHUP; reopens log files on SIGUSR1 (as nginx does after logrotate); returns on
+/// SIGTERM, SIGINT or SIGQUIT.
 async fn wait_for_signals(source: &Arc<Source>, reconfigurer: &Reconfigurer) {
-    let (Ok(mut hup), Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+    let (Ok(mut hup), Ok(mut usr1), Ok(mut term), Ok(mut int), Ok(mut quit)) = (
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::quit()),
@@ -261,6 +263,10 @@ async fn wait_for_signals(source: &Arc<Source>, reconfigurer: &Reconfigurer) {
     loop {
         tokio::select! {
             _ = hup.recv() => reload(source, reconfigurer).await,
+            _ = usr1.recv() => {
+                silverback_plugins::logs::request_reopen();
+                tracing::info!("SIGUSR1: reopening log files");
+            }
             _ = term.recv() => return,
             _ = int.recv() => return,
             _ = quit.recv() => return,

@@ -236,7 +236,13 @@ impl Worker {
                 Err(e) => e,
             };
             if start.elapsed() + delay > self.params.max_retry_time {
-                let n = self.dropped.fetch_add(batch.len() as u64, Relaxed) + batch.len() as u64;
+                let before = self.dropped.fetch_add(batch.len() as u64, Relaxed);
+                let n = before + batch.len() as u64;
+                // Every drop would flood the log while a destination is down or a disk full:
+                // log the first and then at powers of two.
+                if before > 0 && (before + 1..=n).all(|k| !k.is_power_of_two()) {
+                    return;
+                }
                 tracing::error!(
                     plugin = self.plugin,
                     entries = batch.len(),

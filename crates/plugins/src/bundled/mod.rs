@@ -8,6 +8,7 @@ mod basic_auth;
 mod bot_detection;
 mod correlation_id;
 mod cors;
+pub(crate) mod file_log;
 mod hmac_auth;
 mod http_log;
 mod ip_restriction;
@@ -35,6 +36,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         bot_detection::definition(),
         correlation_id::definition(),
         cors::definition(),
+        file_log::definition(),
         hmac_auth::definition(),
         http_log::definition(),
         ip_restriction::definition(),
