@@ -144,6 +144,8 @@ pub struct Settings {
     pub client_body_buffer_size: u64,
     pub client_max_body_size: u64,
     pub router_flavor: RouterFlavor,
+    /// Where the syslog plugin sends entries (`syslog_socket`).
+    pub syslog_socket: PathBuf,
     /// Settings that were accepted but do nothing here, to be logged once at start.
     pub warnings: Vec<String>,
     /// Every setting's value as given, secrets replaced by `******` (Admin API `GET /`).
@@ -286,6 +288,7 @@ impl RawSettings {
             client_body_buffer_size: 0,
             client_max_body_size: 0,
             router_flavor: RouterFlavor::TraditionalCompatible,
+            syslog_socket: PathBuf::from(self.get("syslog_socket").trim()),
             warnings: self.warnings.clone(),
             shown: self
                 .values
@@ -294,6 +297,7 @@ impl RawSettings {
                 .collect(),
         };
         check("prefix", non_empty(self.get("prefix")));
+        check("syslog_socket", non_empty(self.get("syslog_socket")));
         check(
             "log_level",
             parse_log_level(self.get("log_level")).map(|v| s.log_level = v),

@@ -122,6 +122,11 @@ pub const SETTINGS: &[SettingDef] = &[
         "Largest accepted request body (413 above it); 0 = unlimited.",
     ),
     def(
+        "syslog_socket",
+        "/dev/log",
+        "The local syslog daemon's Unix datagram socket, where the syslog plugin sends entries. (Silverback only: Kong always uses `/dev/log`.)",
+    ),
+    def(
         "router_flavor",
         "traditional_compatible",
         "Routing semantics: traditional_compatible, or traditional (same matching; only traditional honours path_handling v1).",

@@ -36,4 +36,5 @@ pub mod prometheus {
 pub mod logs {
     pub use crate::bundled::file_log::request_reopen;
     pub use crate::bundled::log_sink::{dropped_counts, dropped_exposition};
+    pub use crate::bundled::syslog::set_socket as set_syslog_socket;
 }

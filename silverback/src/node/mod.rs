@@ -82,6 +82,8 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
         dns,
         settings.worker_threads,
     );
+    // Before any plugin is built.
+    silverback_plugins::logs::set_syslog_socket(settings.syslog_socket.clone());
     let source = Arc::new(control.block_on(Source::open(&settings))?);
     let runtime = plugin_runtime(&source, control.handle());
     if let Source::Sqlite(db) = &*source {

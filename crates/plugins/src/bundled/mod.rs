@@ -23,6 +23,7 @@ mod rate_limiting;
 mod redirect;
 mod request_size_limiting;
 mod request_termination;
+pub(crate) mod syslog;
 mod tcp_log;
 mod udp_log;
 
@@ -48,6 +49,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         redirect::definition(),
         request_size_limiting::definition(),
         request_termination::definition(),
+        syslog::definition(),
         tcp_log::definition(),
         udp_log::definition(),
     ]
