@@ -144,6 +144,9 @@ pub struct Settings {
     pub client_body_buffer_size: u64,
     pub client_max_body_size: u64,
     pub router_flavor: RouterFlavor,
+    /// The proxy's access log (`proxy_access_log`, resolved against the prefix); `None` when
+    /// `off`.
+    pub proxy_access_log: Option<PathBuf>,
     /// Where the syslog plugin sends entries (`syslog_socket`).
     pub syslog_socket: PathBuf,
     /// Settings that were accepted but do nothing here, to be logged once at start.
@@ -289,6 +292,7 @@ impl RawSettings {
             client_max_body_size: 0,
             router_flavor: RouterFlavor::TraditionalCompatible,
             syslog_socket: PathBuf::from(self.get("syslog_socket").trim()),
+            proxy_access_log: None,
             warnings: self.warnings.clone(),
             shown: self
                 .values
@@ -323,6 +327,12 @@ impl RawSettings {
         }
         check("sqlite_path", non_empty(self.get("sqlite_path")));
         s.sqlite_path = s.prefix.join(self.get("sqlite_path").trim());
+        // Kong allows a log format name after the path; only the path matters here.
+        let access_log = self.get("proxy_access_log").split_whitespace().next();
+        s.proxy_access_log = match access_log {
+            None | Some("off") => None,
+            Some(path) => Some(s.prefix.join(path)),
+        };
         check(
             "worker_threads",
             parse_workers(self.get("worker_threads")).map(|v| s.worker_threads = v),

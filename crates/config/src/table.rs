@@ -122,6 +122,11 @@ pub const SETTINGS: &[SettingDef] = &[
         "Largest accepted request body (413 above it); 0 = unlimited.",
     ),
     def(
+        "proxy_access_log",
+        "off",
+        "Path of the proxy's access log (relative to the prefix), one line per request in nginx's `combined` format, written off the request path and reopened on SIGUSR1; `off` disables it. Kong's default is `logs/access.log`: Silverback's is `off` because the line costs CPU on every request; set it to Kong's value to get Kong's behaviour.",
+    ),
+    def(
         "syslog_socket",
         "/dev/log",
         "The local syslog daemon's Unix datagram socket, where the syslog plugin sends entries. (Silverback only: Kong always uses `/dev/log`.)",
@@ -136,7 +141,6 @@ pub const SETTINGS: &[SettingDef] = &[
 /// Kong settings that tune nginx/OpenResty internals or features Silverback does not have yet.
 /// They are accepted (so an existing kong.conf loads) and reported as having no effect.
 pub const KONG_SETTINGS_WITHOUT_EFFECT: &[&str] = &[
-    "proxy_access_log",
     "proxy_error_log",
     "proxy_stream_access_log",
     "proxy_stream_error_log",

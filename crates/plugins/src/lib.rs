@@ -34,7 +34,7 @@ pub mod prometheus {
 /// What the log plugins share with the node: entries they dropped (for `/metrics`), and the
 /// signal that log files must be reopened (SIGUSR1, after logrotate moved them).
 pub mod logs {
-    pub use crate::bundled::file_log::request_reopen;
+    pub use crate::bundled::file_log::{reopen_generation, request_reopen};
     pub use crate::bundled::log_sink::{dropped_counts, dropped_exposition};
     pub use crate::bundled::syslog::set_socket as set_syslog_socket;
 }

@@ -181,7 +181,7 @@ fn headers_json(fields: &Fields, secret: impl Fn(&str) -> bool) -> Map<String, V
 
 /// A path and query with the values of `secret` arguments replaced by [`REDACTED`] (borrowed
 /// as is when there is none).
-fn redact_query(target: &str, secret: impl Fn(&str) -> bool) -> Cow<'_, str> {
+pub fn redact_query(target: &str, secret: impl Fn(&str) -> bool) -> Cow<'_, str> {
     let Some((path, query)) = target.split_once('?') else {
         return Cow::Borrowed(target);
     };

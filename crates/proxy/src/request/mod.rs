@@ -118,6 +118,9 @@ pub async fn handle(mut req: ClientRequest<'_>, conn: &ConnInfo) -> Reply {
             ResponseSource::Error,
         ),
     };
+    if let Some(log) = &conn.shared.settings.access_log {
+        access_log_entry(log, conn, &req, &reply, plugged.as_ref());
+    }
     let reply = match plugged {
         Some(mut p) => {
             // The response phases read the request's headers too (Kong's `kong.request`).
@@ -135,6 +138,38 @@ pub async fn handle(mut req: ClientRequest<'_>, conn: &ConnInfo) -> Reply {
     };
     stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     reply
+}
+
+/// Hands the request's access log line to the writer (only cheap clones here). Credentials an
+/// authentication plugin read from the query are redacted as in the log plugins' records.
+fn access_log_entry(
+    log: &crate::access_log::AccessLog,
+    conn: &ConnInfo,
+    req: &ClientRequest<'_>,
+    reply: &Reply,
+    plugged: Option<&Plugged>,
+) {
+    let secrets = plugged.map(|p| p.ctx.secret_names()).unwrap_or_default();
+    let target = if secrets.is_empty() {
+        req.target.clone()
+    } else {
+        let redacted = silverback_plugins::pdk::serialize::redact_query(req.target.as_str(), |n| {
+            secrets.iter().any(|s| s.eq_ignore_ascii_case(n))
+        });
+        PathAndQuery::from_maybe_shared(bytes::Bytes::from(redacted.into_owned()))
+            .unwrap_or_else(|_| PathAndQuery::from_static("/"))
+    };
+    log.record(crate::access_log::AccessEntry {
+        client: client_ip(conn, req),
+        time: std::time::SystemTime::now(),
+        method: req.method.clone(),
+        target,
+        version: req.version,
+        status: reply.status.as_u16(),
+        body_bytes: http_body::Body::size_hint(&reply.body).exact(),
+        referer: req.fields.get_value("referer"),
+        user_agent: req.fields.get_value("user-agent"),
+    });
 }
 
 /// The client's address, after `trusted_ips` and `real_ip_header`.
@@ -488,7 +523,8 @@ async fn proxy(
         p.ctx.served.upstream_uri = Some(target.clone());
     }
     let tries = plugged.as_mut().map(|p| &mut p.ctx.served.tries);
-    let sent = send_with_retries(conn, &service, &head, body, started, tries).await;
+    let rid = request_id.to_str().unwrap_or_default();
+    let sent = send_with_retries(conn, &service, &head, body, started, rid, tries).await;
     let resp = match sent {
         Ok(r) => r,
         Err(e) => return limit_exit(e),
@@ -619,6 +655,7 @@ async fn send_with_retries(
     head: &UpstreamHead<'_>,
     body: RequestBody<'_>,
     started: Instant,
+    request_id: &str,
     mut tries: Option<&mut Vec<silverback_plugins::pdk::Try>>,
 ) -> Result<upstream::h1::Response, ProxyError> {
     let settings = &conn.shared.settings;
@@ -674,6 +711,7 @@ async fn send_with_retries(
                     last.failed_status = Some(if timeout { 504 } else { 502 });
                 }
                 tracing::warn!(
+                    request_id,
                     upstream = %addr,
                     attempt = attempt + 1,
                     error = %e,

@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use writer::FileWriter;
 
-pub use writer::request_reopen;
+pub use writer::{reopen_generation, request_reopen};
 
 pub(crate) const NAME: &str = "file-log";
 

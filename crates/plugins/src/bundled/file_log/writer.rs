@@ -16,6 +16,12 @@ pub fn request_reopen() {
     REOPEN_GENERATION.fetch_add(1, Relaxed);
 }
 
+/// Changes each time log files must be reopened (other writers, such as the access log, follow
+/// it too).
+pub fn reopen_generation() -> u64 {
+    REOPEN_GENERATION.load(Relaxed)
+}
+
 pub(super) struct FileWriter {
     path: PathBuf,
     reopen_each: bool,
