@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Sizes and latencies of a served request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Served {
     /// Bytes received from the client: request head and declared body (nginx's
     /// `$request_length`; a chunked request body is not counted).
@@ -31,6 +31,10 @@ pub struct Served {
     pub upstream_status: Option<u16>,
     /// Each attempt to reach the upstream, in order (Kong's `balancer_data.tries`).
     pub tries: Vec<Try>,
+    /// The request's headers as the access phase left them, before the proxy added its own
+    /// (`X-Forwarded-*`, `Via` ...): what Kong's log record shows. Kept only for chains with a
+    /// plugin that serializes.
+    pub request_headers: Option<silverback_http::Fields>,
 }
 
 /// One attempt to reach the upstream.

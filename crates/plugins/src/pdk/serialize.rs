@@ -34,9 +34,9 @@ pub fn serialize(ctx: &Ctx) -> Value {
             .iter()
             .any(|s| s.eq_ignore_ascii_case(name))
     };
-    let request_headers = headers_json(&req.headers, |n| {
-        SECRET_REQUEST_HEADERS.contains(&n) || secret(n)
-    });
+    let fields = served.request_headers.as_ref().unwrap_or(&req.headers);
+    let request_headers =
+        headers_json(fields, |n| SECRET_REQUEST_HEADERS.contains(&n) || secret(n));
     let response_headers = headers_json(&ctx.response.headers, |n| {
         SECRET_RESPONSE_HEADERS.contains(&n)
     });

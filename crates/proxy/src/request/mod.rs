@@ -432,7 +432,7 @@ async fn proxy(
         }
         // The reply is made while the context still holds the request's headers.
         let reply = exit.map(|exit| plugins::exit_reply(conn, exit, &ctx, started));
-        plugins::give_back(&mut ctx, req);
+        plugins::give_back(&mut ctx, req, run.serializes());
         *plugged = Some(Plugged { ctx, run });
         if let Some(reply) = reply {
             return Ok((reply, ResponseSource::Exit));

@@ -98,9 +98,13 @@ pub(crate) fn enter_route(
     }
 }
 
-/// Gives the request back its (possibly changed) fields, target and body.
-pub(crate) fn give_back(ctx: &mut Ctx, req: &mut ClientRequest<'_>) {
+/// Gives the request back its (possibly changed) fields, target and body; with `keep_headers`
+/// (a log plugin will serialize the request), a copy of the fields stays for the log record.
+pub(crate) fn give_back(ctx: &mut Ctx, req: &mut ClientRequest<'_>, keep_headers: bool) {
     req.fields = std::mem::take(&mut ctx.request.headers);
+    if keep_headers {
+        ctx.served.request_headers = Some(req.fields.clone());
+    }
     if let Some(t) = ctx.request.changed_target() {
         req.target = t.clone();
     }
