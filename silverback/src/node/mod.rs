@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// How long queued log entries may take to be delivered when the node stops.
+const LOG_DRAIN_GRACE: Duration = Duration::from_secs(5);
+
 /// How long in-flight requests may take to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -147,6 +150,11 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
     control.block_on(wait_for_signals(&source, &reconfigurer));
     tracing::info!("stopping: letting in-flight requests finish");
     proxy.stop();
+    // Log entries of the last requests are still on their way to files and log servers.
+    let pending = silverback_plugins::logs::wait_drained(LOG_DRAIN_GRACE);
+    if pending > 0 {
+        tracing::warn!(entries = pending, "stopping with log entries undelivered");
+    }
     let _ = std::fs::remove_file(pid_file(&prefix));
     let _ = std::fs::remove_file(listeners_file(&prefix));
     tracing::info!("Silverback stopped");

@@ -81,6 +81,22 @@ fn drop_counter(plugin: &'static str) -> Arc<AtomicU64> {
     c
 }
 
+/// Entries queued or being delivered, over every queue (for a stop that waits for them).
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits until every queued entry was delivered (or dropped), at most `timeout`; returns how
+/// many are still pending. Called by the node when it stops, after in-flight requests ended.
+pub fn wait_drained(timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pending = PENDING.load(Relaxed);
+        if pending == 0 || Instant::now() >= deadline {
+            return pending;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Dropped entries per plugin name.
 pub fn dropped_counts() -> Vec<(&'static str, u64)> {
     let all = DROPPED.lock().unwrap_or_else(|e| e.into_inner());
@@ -170,8 +186,10 @@ impl Sink {
             return;
         }
         self.queued_bytes.fetch_add(len, Relaxed);
+        PENDING.fetch_add(1, Relaxed);
         if let Err(e) = self.tx.try_send(entry) {
             self.queued_bytes.fetch_sub(len, Relaxed);
+            PENDING.fetch_sub(1, Relaxed);
             self.drop_entry(match e {
                 TrySendError::Full(_) => "queue is full (max_entries)",
                 TrySendError::Disconnected(_) => "queue has stopped",
@@ -222,6 +240,7 @@ impl Worker {
             self.send(&batch);
             let bytes: usize = batch.iter().map(Vec::len).sum();
             self.queued_bytes.fetch_sub(bytes, Relaxed);
+            PENDING.fetch_sub(batch.len(), Relaxed);
         }
     }
 
