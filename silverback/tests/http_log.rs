@@ -36,6 +36,14 @@ services:
       config:
         http_endpoint: "{endpoint}"
 {extra}
+  - name: jwt
+    paths: [/jwt]
+    plugins:
+    - name: jwt
+    - name: http-log
+      config:
+        http_endpoint: "{endpoint}"
+{extra}
 "#,
         up.addr
     )
@@ -336,4 +344,25 @@ async fn a_reload_keeps_queued_entries() {
         .collect();
     uris.sort();
     assert_eq!(uris, ["/logged/after", "/logged/before"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_tokens_redacted() {
+    let up = Upstream::start("up");
+    let logs = HttpCollector::start();
+    let endpoint = format!("http://{}/", logs.addr);
+    let gw = Gateway::with_config(&config(&up, &endpoint, "")).start();
+    let c = client();
+    let r = get(
+        &c,
+        &gw.url("/jwt?jwt=eyJhbGciOiJIUzI1NiJ9.e30.token-secret&x=1"),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let got = logs.received.wait_for(1, Duration::from_secs(10));
+    let rec = got[0].json();
+    assert_eq!(rec["request"]["querystring"]["jwt"], "REDACTED");
+    assert_eq!(rec["request"]["uri"], "/jwt?jwt=REDACTED&x=1");
+    assert!(!String::from_utf8_lossy(&got[0].body).contains("token-secret"));
 }
