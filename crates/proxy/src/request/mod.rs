@@ -520,9 +520,13 @@ async fn proxy(
     let sent_at = Instant::now();
     if let Some(p) = plugged.as_mut() {
         p.ctx.served.kong_latency = Some(sent_at.duration_since(started));
-        p.ctx.served.upstream_uri = Some(target.clone());
     }
-    let tries = plugged.as_mut().map(|p| &mut p.ctx.served.tries);
+    // The upstream URI and the tries are only for log records: other chains skip them.
+    let serializing = plugged.as_mut().filter(|p| p.run.serializes());
+    let tries = serializing.map(|p| {
+        p.ctx.served.upstream_uri = Some(target.clone());
+        &mut p.ctx.served.tries
+    });
     let rid = request_id.to_str().unwrap_or_default();
     let sent = send_with_retries(conn, &service, &head, body, started, rid, tries).await;
     let resp = match sent {
