@@ -104,3 +104,35 @@ async fn proxy_answers_when_the_log_server_is_down() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_keepalive_connection_is_replaced() {
+    let up = Upstream::start("up");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The first connection is read for one line and then closed by the server.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for (n, stream) in listener.incoming().flatten().enumerate() {
+            let mut lines = std::io::BufReader::new(stream).lines();
+            if n == 0 {
+                tx.send(lines.next().unwrap().unwrap()).unwrap();
+                continue; // dropped: closed
+            }
+            for l in lines.map_while(Result::ok) {
+                tx.send(l).unwrap();
+            }
+        }
+    });
+    let conf = format!("{{host: 127.0.0.1, port: {port}}}");
+    let gw = Gateway::with_config(&config(&up, &conf)).start();
+    let c = client();
+    assert_eq!(get(&c, &gw.url("/logged/1"), &[]).await.status, 200);
+    let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(first.contains("/logged/1"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(get(&c, &gw.url("/logged/2"), &[]).await.status, 200);
+    let second = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(second.contains("/logged/2"), "{second}");
+}

@@ -41,6 +41,27 @@ impl Write for Conn {
     }
 }
 
+impl Conn {
+    /// Whether the server closed a kept-alive connection (a write to it would seem to succeed
+    /// and the entry be lost).
+    pub fn is_closed(&self) -> bool {
+        let sock = match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock,
+        };
+        if sock.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let closed = match sock.peek(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        closed || sock.set_nonblocking(false).is_err()
+    }
+}
+
 /// Connects to `host:port` within `timeout` (also the read and write timeout); with `tls`,
 /// does a TLS handshake sending `sni` (or the host when it is a name).
 pub(crate) fn connect(

@@ -28,7 +28,7 @@ impl Deliver for HttpDeliver {
         let reused = self
             .conn
             .take()
-            .filter(|(_, used)| used.elapsed() < self.keepalive);
+            .filter(|(c, used)| used.elapsed() < self.keepalive && !c.get_ref().is_closed());
         if let Some((conn, _)) = reused {
             match self.post(conn, &body) {
                 Ok(()) => return Ok(()),

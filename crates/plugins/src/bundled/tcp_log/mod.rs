@@ -107,7 +107,7 @@ impl Deliver for TcpDeliver {
         let reused = self
             .conn
             .take()
-            .filter(|(_, used)| used.elapsed() < self.keepalive);
+            .filter(|(c, used)| used.elapsed() < self.keepalive && !c.is_closed());
         let mut conn = match reused {
             Some((c, _)) => c,
             None => {
