@@ -366,3 +366,28 @@ async fn jwt_tokens_redacted() {
     assert_eq!(rec["request"]["uri"], "/jwt?jwt=REDACTED&x=1");
     assert!(!String::from_utf8_lossy(&got[0].body).contains("token-secret"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_endpoint() {
+    let up = Upstream::start("up");
+    let logs = HttpCollector::start_tls();
+    // A self-signed certificate for another name: Kong does not verify it either.
+    let endpoint = format!("https://{}/secure", logs.addr);
+    let gw = Gateway::with_config(&config(&up, &endpoint, "")).start();
+    let c = client();
+    for i in 0..2 {
+        assert_eq!(
+            get(&c, &gw.url(&format!("/logged/{i}")), &[]).await.status,
+            200
+        );
+    }
+    let got = logs.received.wait_for(2, Duration::from_secs(10));
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].path, "/secure");
+    let mut uris: Vec<String> = got
+        .iter()
+        .map(|e| e.json()["request"]["uri"].as_str().unwrap().to_string())
+        .collect();
+    uris.sort();
+    assert_eq!(uris, ["/logged/0", "/logged/1"]);
+}

@@ -6,7 +6,7 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -87,9 +87,8 @@ impl HttpCollector {
     }
 }
 
-fn serve_http(stream: TcpStream, received: &Received<HttpEntry>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
+fn serve_http<S: Read + Write>(stream: S, received: &Received<HttpEntry>) {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -126,13 +125,56 @@ fn serve_http(stream: TcpStream, received: &Received<HttpEntry>) {
             headers,
             body,
         });
+        let out = reader.get_mut();
         if out
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .and_then(|()| out.flush())
             .is_err()
         {
             return;
         }
     }
+}
+
+impl HttpCollector {
+    /// The same over TLS (the test certificate of `crates/admin/tests/data`).
+    pub fn start_tls() -> HttpCollector {
+        let config = tls_config();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Received::default();
+        let r = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (r, config) = (r.clone(), config.clone());
+                std::thread::spawn(move || {
+                    let conn = rustls::ServerConnection::new(config).unwrap();
+                    serve_http(rustls::StreamOwned::new(conn, stream), &r);
+                });
+            }
+        });
+        HttpCollector { addr, received }
+    }
+}
+
+fn tls_config() -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/admin/tests/data/");
+    let certs = CertificateDer::pem_file_iter(format!("{data}cert.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{data}key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    )
 }
 
 /// A TCP log server recording each line (tcp-log ends each entry with a newline).
@@ -217,23 +259,7 @@ pub struct TlsCollector {
 
 impl TlsCollector {
     pub fn start() -> TlsCollector {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/admin/tests/data/");
-        let certs = CertificateDer::pem_file_iter(format!("{data}cert.pem"))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_file(format!("{data}key.pem")).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(certs, key)
-                .unwrap(),
-        );
+        let config = tls_config();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Received::default();
