@@ -146,6 +146,11 @@ pub struct Settings {
     /// Bytes of responses proxy-cache keeps in memory.
     pub mem_cache_size: u64,
     pub router_flavor: RouterFlavor,
+    /// The proxy's access log (`proxy_access_log`, resolved against the prefix); `None` when
+    /// `off`.
+    pub proxy_access_log: Option<PathBuf>,
+    /// Where the syslog plugin sends entries (`syslog_socket`).
+    pub syslog_socket: PathBuf,
     /// Settings that were accepted but do nothing here, to be logged once at start.
     pub warnings: Vec<String>,
     /// Every setting's value as given, secrets replaced by `******` (Admin API `GET /`).
@@ -289,6 +294,8 @@ impl RawSettings {
             client_max_body_size: 0,
             mem_cache_size: 0,
             router_flavor: RouterFlavor::TraditionalCompatible,
+            syslog_socket: PathBuf::from(self.get("syslog_socket").trim()),
+            proxy_access_log: None,
             warnings: self.warnings.clone(),
             shown: self
                 .values
@@ -297,6 +304,7 @@ impl RawSettings {
                 .collect(),
         };
         check("prefix", non_empty(self.get("prefix")));
+        check("syslog_socket", non_empty(self.get("syslog_socket")));
         check(
             "log_level",
             parse_log_level(self.get("log_level")).map(|v| s.log_level = v),
@@ -322,6 +330,12 @@ impl RawSettings {
         }
         check("sqlite_path", non_empty(self.get("sqlite_path")));
         s.sqlite_path = s.prefix.join(self.get("sqlite_path").trim());
+        // Kong allows a log format name after the path; only the path matters here.
+        let access_log = self.get("proxy_access_log").split_whitespace().next();
+        s.proxy_access_log = match access_log {
+            None | Some("off") => None,
+            Some(path) => Some(s.prefix.join(path)),
+        };
         check(
             "worker_threads",
             parse_workers(self.get("worker_threads")).map(|v| s.worker_threads = v),

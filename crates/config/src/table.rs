@@ -127,6 +127,16 @@ pub const SETTINGS: &[SettingDef] = &[
         "Memory for proxy-cache's `memory` strategy (Kong's `kong_db_cache` dictionary): cached responses beyond it are evicted, least recently used first, and a response larger than it is not cached.",
     ),
     def(
+        "proxy_access_log",
+        "off",
+        "Path of the proxy's access log (relative to the prefix), one line per request in nginx's `combined` format, written off the request path and reopened on SIGUSR1; `off` disables it. Kong's default is `logs/access.log`: Silverback's is `off` because the line costs CPU on every request; set it to Kong's value to get Kong's behaviour.",
+    ),
+    def(
+        "syslog_socket",
+        "/dev/log",
+        "The local syslog daemon's Unix datagram socket, where the syslog plugin sends entries. (Silverback only: Kong always uses `/dev/log`.)",
+    ),
+    def(
         "router_flavor",
         "traditional_compatible",
         "Routing semantics: traditional_compatible, or traditional (same matching; only traditional honours path_handling v1).",
@@ -136,7 +146,6 @@ pub const SETTINGS: &[SettingDef] = &[
 /// Kong settings that tune nginx/OpenResty internals or features Silverback does not have yet.
 /// They are accepted (so an existing kong.conf loads) and reported as having no effect.
 pub const KONG_SETTINGS_WITHOUT_EFFECT: &[&str] = &[
-    "proxy_access_log",
     "proxy_error_log",
     "proxy_stream_access_log",
     "proxy_stream_error_log",

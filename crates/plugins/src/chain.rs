@@ -74,6 +74,11 @@ impl Run {
         self.phases.body_filter
     }
 
+    /// Whether a plugin's `log` builds the log record (then the response head is kept).
+    pub fn serializes(&self) -> bool {
+        self.phases.serialize
+    }
+
     /// Whether the response body must go through `body_filter` or the request through `log`.
     pub fn needs_body_hooks(&self) -> bool {
         self.phases.body_filter || self.phases.log

@@ -71,6 +71,9 @@ pub struct Phases {
     pub header_filter: bool,
     pub body_filter: bool,
     pub log: bool,
+    /// `log` builds Kong's log record (`pdk::serialize`), which needs the response head as
+    /// sent: the proxy keeps a copy of it only for chains with such a plugin.
+    pub serialize: bool,
 }
 
 impl Phases {
@@ -80,6 +83,7 @@ impl Phases {
         header_filter: false,
         body_filter: false,
         log: false,
+        serialize: false,
     };
 
     pub fn union(self, o: Phases) -> Phases {
@@ -89,6 +93,7 @@ impl Phases {
             header_filter: self.header_filter || o.header_filter,
             body_filter: self.body_filter || o.body_filter,
             log: self.log || o.log,
+            serialize: self.serialize || o.serialize,
         }
     }
 }

@@ -31,3 +31,11 @@ pub mod prometheus {
         CONTENT_TYPE, Connections, Health, Node, TargetHealth, render,
     };
 }
+
+/// What the log plugins share with the node: entries they dropped (for `/metrics`), and the
+/// signal that log files must be reopened (SIGUSR1, after logrotate moved them).
+pub mod logs {
+    pub use crate::bundled::file_log::{reopen_generation, request_reopen};
+    pub use crate::bundled::log_sink::{dropped_counts, dropped_exposition, wait_drained};
+    pub use crate::bundled::syslog::set_socket as set_syslog_socket;
+}

@@ -339,6 +339,7 @@ mod tests {
                     header_filter: true,
                     body_filter: true,
                     log: true,
+                    serialize: false,
                 },
                 build: |_| Ok(Arc::new(Filter)),
                 ..def("filter", 5, false)

@@ -9,6 +9,7 @@
 //! - [`error`] / [`response`]: the one place failures become Kong's responses;
 //! - [`status`]: the status API; [`metrics`]: its (and the Admin API's) `/metrics`.
 
+pub mod access_log;
 pub mod body;
 pub mod error;
 pub mod http;

@@ -34,7 +34,10 @@ pub async fn render(shared: &Shared) -> String {
             None
         },
     };
-    prometheus::render(&node)
+    let mut out = prometheus::render(&node);
+    // Log entries the log plugins had to drop, so a failing destination or a full disk shows.
+    out.push_str(&silverback_plugins::logs::dropped_exposition());
+    out
 }
 
 /// Every target of every upstream. Health checks do not run yet, so a target that resolves is

@@ -35,6 +35,8 @@ pub struct ProxySettings {
     pub dbless: bool,
     /// Honour `path_handling: v1` (router_flavor = traditional).
     pub path_handling_v1: bool,
+    /// `proxy_access_log`, when on.
+    pub access_log: Option<crate::access_log::AccessLog>,
 }
 
 impl ProxySettings {
@@ -61,6 +63,13 @@ impl ProxySettings {
             via_h2: HeaderValue::from_static(concat!("2 silverback/", env!("CARGO_PKG_VERSION"))),
             dbless: s.database == silverback_config::Database::Off,
             path_handling_v1: s.router_flavor == silverback_config::RouterFlavor::Traditional,
+            access_log: s.proxy_access_log.as_ref().and_then(|path| {
+                crate::access_log::AccessLog::open(path.clone())
+                    .inspect_err(|e| {
+                        tracing::error!(path = %path.display(), error = %e, "cannot open proxy_access_log; access log disabled");
+                    })
+                    .ok()
+            }),
         }
     }
 }

@@ -21,6 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// How long queued log entries may take to be delivered when the node stops.
+const LOG_DRAIN_GRACE: Duration = Duration::from_secs(5);
+
 /// How long in-flight requests may take to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -86,6 +89,8 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
         dns,
         settings.worker_threads,
     );
+    // Before any plugin is built.
+    silverback_plugins::logs::set_syslog_socket(settings.syslog_socket.clone());
     let source = Arc::new(control.block_on(Source::open(&settings))?);
     let runtime = plugin_runtime(&source, control.handle(), settings.mem_cache_size);
     if let Source::Sqlite(db) = &*source {
@@ -149,6 +154,11 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
     control.block_on(wait_for_signals(&source, &reconfigurer));
     tracing::info!("stopping: letting in-flight requests finish");
     proxy.stop();
+    // Log entries of the last requests are still on their way to files and log servers.
+    let pending = silverback_plugins::logs::wait_drained(LOG_DRAIN_GRACE);
+    if pending > 0 {
+        tracing::warn!(entries = pending, "stopping with log entries undelivered");
+    }
     let _ = std::fs::remove_file(pid_file(&prefix));
     let _ = std::fs::remove_file(listeners_file(&prefix));
     tracing::info!("Silverback stopped");
@@ -264,10 +274,12 @@ fn write_instance_files(
     write(listeners_file(prefix), listeners.to_string())
 }
 
-/// Reloads on SIGHUP; returns on SIGTERM, SIGINT or SIGQUIT.
+/// Reloads on SIGHUP; reopens log files on SIGUSR1 (as nginx does after logrotate); returns on
+/// SIGTERM, SIGINT or SIGQUIT.
 async fn wait_for_signals(source: &Arc<Source>, reconfigurer: &Reconfigurer) {
-    let (Ok(mut hup), Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+    let (Ok(mut hup), Ok(mut usr1), Ok(mut term), Ok(mut int), Ok(mut quit)) = (
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::quit()),
@@ -278,6 +290,10 @@ async fn wait_for_signals(source: &Arc<Source>, reconfigurer: &Reconfigurer) {
     loop {
         tokio::select! {
             _ = hup.recv() => reload(source, reconfigurer).await,
+            _ = usr1.recv() => {
+                silverback_plugins::logs::request_reopen();
+                tracing::info!("SIGUSR1: reopening log files");
+            }
             _ = term.recv() => return,
             _ = int.recv() => return,
             _ = quit.recv() => return,

@@ -2,6 +2,7 @@
 //! and an HTTP client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod collector;
 pub mod upstream;
 
 use bytes::Bytes;

@@ -8,10 +8,15 @@ mod basic_auth;
 mod bot_detection;
 mod correlation_id;
 mod cors;
+pub(crate) mod file_log;
 mod hmac_auth;
+mod http_log;
 mod ip_restriction;
 mod jwt;
 mod key_auth;
+mod log_schema;
+pub mod log_sink;
+mod log_transport;
 mod oauth2;
 pub(crate) mod prometheus;
 pub(crate) mod proxy_cache;
@@ -22,6 +27,9 @@ mod request_termination;
 mod request_transformer;
 mod response_ratelimiting;
 mod response_transformer;
+pub(crate) mod syslog;
+mod tcp_log;
+mod udp_log;
 
 use crate::registry::PluginDef;
 
@@ -33,7 +41,9 @@ pub(crate) fn all() -> Vec<PluginDef> {
         bot_detection::definition(),
         correlation_id::definition(),
         cors::definition(),
+        file_log::definition(),
         hmac_auth::definition(),
+        http_log::definition(),
         ip_restriction::definition(),
         jwt::definition(),
         key_auth::definition(),
@@ -47,5 +57,8 @@ pub(crate) fn all() -> Vec<PluginDef> {
         request_transformer::definition(),
         response_transformer::definition(),
         response_ratelimiting::definition(),
+        syslog::definition(),
+        tcp_log::definition(),
+        udp_log::definition(),
     ]
 }

@@ -1,12 +1,15 @@
 //! What the proxy knows about a request once it has been served, for the `log` phase (the
-//! facts behind Kong's `kong.log.serialize`: sizes and latencies). The proxy fills it as the
-//! request goes; the route, service, consumer, client address and response status are on
-//! [`super::Ctx`] itself.
+//! facts behind Kong's `kong.log.serialize`: sizes, latencies, the upstream request and its
+//! attempts). The proxy fills it as the request goes; the route, service, consumer, client
+//! address and response status are on [`super::Ctx`] itself. The record log plugins send is
+//! built from both in `serialize.rs`.
 
+use http::uri::PathAndQuery;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Sizes and latencies of a served request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Served {
     /// Bytes received from the client: request head and declared body (nginx's
     /// `$request_length`; a chunked request body is not counted).
@@ -22,6 +25,26 @@ pub struct Served {
     pub upstream_latency: Option<Duration>,
     /// Kong's `latencies.request`: the whole request, set just before `log` runs.
     pub request_latency: Duration,
+    /// The path and query sent upstream (nginx's `$upstream_uri`); `None` when nothing was.
+    pub upstream_uri: Option<PathAndQuery>,
+    /// The upstream's response status (nginx's `$upstream_status`).
+    pub upstream_status: Option<u16>,
+    /// Each attempt to reach the upstream, in order (Kong's `balancer_data.tries`).
+    pub tries: Vec<Try>,
+    /// The request's headers as the access phase left them, before the proxy added its own
+    /// (`X-Forwarded-*`, `Via` ...): what Kong's log record shows. Kept only for chains with a
+    /// plugin that serializes.
+    pub request_headers: Option<silverback_http::Fields>,
+}
+
+/// One attempt to reach the upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Try {
+    pub addr: SocketAddr,
+    /// When the attempt started, in milliseconds after the request did.
+    pub start_offset_ms: u64,
+    /// Set when the attempt failed: nginx's state code for it (502, 504).
+    pub failed_status: Option<u16>,
 }
 
 /// Whole milliseconds, as Kong's latencies.

@@ -5,9 +5,10 @@ mod client;
 pub mod log;
 mod request;
 mod response;
+pub mod serialize;
 
 pub use client::{ConsumerRef, CredentialRef, EntityRef, headers as consumer_headers};
-pub use log::Served;
+pub use log::{Served, Try};
 pub use request::{ArgValue, Body, BodyArgs, BodyLimit, QueryValue, Request, Scheme, header_key};
 pub use response::{Exit, ExitBody, Response, ResponseSource};
 
@@ -70,6 +71,9 @@ pub struct Ctx {
     pub proxied: bool,
     /// Sizes and latencies, filled by the proxy for the `log` phase.
     pub served: Served,
+    /// Header and query names an authentication plugin read a credential from: their values
+    /// are redacted in log records.
+    secret_names: smallvec::SmallVec<[Arc<str>; 2]>,
     /// Per-plugin data, keyed by the plugin's position in the chain.
     data: Vec<(usize, Box<dyn Any + Send + Sync>)>,
     current: usize,
@@ -114,6 +118,7 @@ impl Ctx {
             server_addr: None,
             proxied: false,
             served: Served::default(),
+            secret_names: smallvec::SmallVec::new(),
             data: Vec::new(),
             current: 0,
             plugin_id: None,
@@ -143,6 +148,23 @@ impl Ctx {
     /// The request id as text (logs, error bodies).
     pub fn request_id(&self) -> &str {
         self.request_id.to_str().unwrap_or_default()
+    }
+
+    /// Marks a header or query argument as holding a credential (an API key, a token), so log
+    /// records never show its value.
+    pub fn add_secret_name(&mut self, name: Arc<str>) {
+        if !self
+            .secret_names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&name))
+        {
+            self.secret_names.push(name);
+        }
+    }
+
+    /// The names [`Ctx::add_secret_name`] collected.
+    pub fn secret_names(&self) -> &[Arc<str>] {
+        &self.secret_names
     }
 
     /// Set by the chain runner before it calls a plugin.

@@ -118,6 +118,9 @@ pub async fn handle(mut req: ClientRequest<'_>, conn: &ConnInfo) -> Reply {
             ResponseSource::Error,
         ),
     };
+    if let Some(log) = &conn.shared.settings.access_log {
+        access_log_entry(log, conn, &req, &reply, plugged.as_ref());
+    }
     let reply = match plugged {
         Some(mut p) => {
             // The response phases read the request's headers too (Kong's `kong.request`).
@@ -135,6 +138,38 @@ pub async fn handle(mut req: ClientRequest<'_>, conn: &ConnInfo) -> Reply {
     };
     stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     reply
+}
+
+/// Hands the request's access log line to the writer (only cheap clones here). Credentials an
+/// authentication plugin read from the query are redacted as in the log plugins' records.
+fn access_log_entry(
+    log: &crate::access_log::AccessLog,
+    conn: &ConnInfo,
+    req: &ClientRequest<'_>,
+    reply: &Reply,
+    plugged: Option<&Plugged>,
+) {
+    let secrets = plugged.map(|p| p.ctx.secret_names()).unwrap_or_default();
+    let target = if secrets.is_empty() {
+        req.target.clone()
+    } else {
+        let redacted = silverback_plugins::pdk::serialize::redact_query(req.target.as_str(), |n| {
+            secrets.iter().any(|s| s.eq_ignore_ascii_case(n))
+        });
+        PathAndQuery::from_maybe_shared(bytes::Bytes::from(redacted.into_owned()))
+            .unwrap_or_else(|_| PathAndQuery::from_static("/"))
+    };
+    log.record(crate::access_log::AccessEntry {
+        client: client_ip(conn, req),
+        time: std::time::SystemTime::now(),
+        method: req.method.clone(),
+        target,
+        version: req.version,
+        status: reply.status.as_u16(),
+        body_bytes: http_body::Body::size_hint(&reply.body).exact(),
+        referer: req.fields.get_value("referer"),
+        user_agent: req.fields.get_value("user-agent"),
+    });
 }
 
 /// The client's address, after `trusted_ips` and `real_ip_header`.
@@ -399,7 +434,7 @@ async fn proxy(
         }
         // The reply is made while the context still holds the request's headers.
         let reply = exit.map(|exit| plugins::exit_reply(conn, exit, &ctx, started));
-        overrides = plugins::give_back(&mut ctx, req);
+        overrides = plugins::give_back(&mut ctx, req, run.serializes());
         *plugged = Some(Plugged { ctx, run });
         if let Some(reply) = reply {
             return Ok((reply, ResponseSource::Exit));
@@ -492,13 +527,22 @@ async fn proxy(
     if let Some(p) = plugged.as_mut() {
         p.ctx.served.kong_latency = Some(sent_at.duration_since(started));
     }
-    let resp = match send_with_retries(conn, &service, &head, body).await {
+    // The upstream URI and the tries are only for log records: other chains skip them.
+    let serializing = plugged.as_mut().filter(|p| p.run.serializes());
+    let tries = serializing.map(|p| {
+        p.ctx.served.upstream_uri = Some(target.clone());
+        &mut p.ctx.served.tries
+    });
+    let rid = request_id.to_str().unwrap_or_default();
+    let sent = send_with_retries(conn, &service, &head, body, started, rid, tries).await;
+    let resp = match sent {
         Ok(r) => r,
         Err(e) => return limit_exit(e),
     };
     let upstream_latency = sent_at.elapsed();
     if let Some(p) = plugged.as_mut() {
         p.ctx.served.upstream_latency = Some(upstream_latency);
+        p.ctx.served.upstream_status = Some(resp.status.as_u16());
     }
     let reply = finish_response(
         conn,
@@ -621,6 +665,9 @@ async fn send_with_retries(
     service: &CompiledService,
     head: &UpstreamHead<'_>,
     body: RequestBody<'_>,
+    started: Instant,
+    request_id: &str,
+    mut tries: Option<&mut Vec<silverback_plugins::pdk::Try>>,
 ) -> Result<upstream::h1::Response, ProxyError> {
     let settings = &conn.shared.settings;
     let timeouts = Timeouts {
@@ -647,6 +694,13 @@ async fn send_with_retries(
             host: head.preserved_host.or(host_header.as_ref()),
             fields: head.fields,
         };
+        if let Some(t) = tries.as_deref_mut() {
+            t.push(silverback_plugins::pdk::Try {
+                addr,
+                start_offset_ms: silverback_plugins::pdk::log::millis(started.elapsed()),
+                failed_status: None,
+            });
+        }
         let key = PoolKey { addr };
         match upstream::send(&key, &settings.keepalive, &timeouts, req, this_body).await {
             Ok(resp) => return Ok(resp),
@@ -660,7 +714,15 @@ async fn send_with_retries(
                         ProxyError::ClientBody(reason.message)
                     });
                 }
+                if let Some(last) = tries.as_deref_mut().and_then(|t| t.last_mut()) {
+                    let timeout = matches!(
+                        e,
+                        AttemptError::Timeout { .. } | AttemptError::ConnectTimeout
+                    );
+                    last.failed_status = Some(if timeout { 504 } else { 502 });
+                }
                 tracing::warn!(
+                    request_id,
                     upstream = %addr,
                     attempt = attempt + 1,
                     error = %e,

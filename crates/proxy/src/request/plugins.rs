@@ -110,9 +110,17 @@ pub(crate) struct Overrides {
 }
 
 /// Gives the request back its (possibly changed) method, fields, target and body; returns
-/// the rest of what plugins changed.
-pub(crate) fn give_back(ctx: &mut Ctx, req: &mut ClientRequest<'_>) -> Overrides {
+/// the rest of what plugins changed. With `keep_headers` (a log plugin will serialize the
+/// request), a copy of the fields stays for the log record.
+pub(crate) fn give_back(
+    ctx: &mut Ctx,
+    req: &mut ClientRequest<'_>,
+    keep_headers: bool,
+) -> Overrides {
     req.fields = std::mem::take(&mut ctx.request.headers);
+    if keep_headers {
+        ctx.served.request_headers = Some(req.fields.clone());
+    }
     if ctx.request.method != req.method {
         req.method = ctx.request.method.clone();
     }
@@ -277,6 +285,10 @@ pub(crate) fn respond(
     } else {
         ctx.response.status = reply.status;
         ctx.response.source = source;
+    }
+    // Log plugins record the response head as sent.
+    if run.serializes() {
+        ctx.response.headers = reply.fields.clone();
     }
     // Not sent upstream: the gateway or a plugin made this response (Kong's
     // KONG_RESPONSE_LATENCY).

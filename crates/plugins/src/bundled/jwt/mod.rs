@@ -104,7 +104,20 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
         Some(_) => format!("{base}, error=\"invalid_token\""),
         None => "Bearer error=\"invalid_token\"".to_string(),
     };
+    // Where tokens may come from, so log records redact them (cookies and Authorization
+    // always are).
+    let secret_names = conf
+        .uri_param_names
+        .iter()
+        .map(|n| Arc::from(n.as_str()))
+        .chain(
+            conf.header_names
+                .iter()
+                .map(|h| Arc::from(crate::pdk::header_key(h))),
+        )
+        .collect();
     Ok(Arc::new(Jwt {
+        secret_names,
         header_names: conf
             .header_names
             .iter()
@@ -119,6 +132,8 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
 struct Jwt {
     conf: JwtConfig,
     header_names: Vec<String>,
+    /// Query and header names tokens are read from, redacted in log records.
+    secret_names: Vec<Arc<str>>,
     /// `WWW-Authenticate` when no token was sent, and with `error="invalid_token"`.
     challenge: HeaderValue,
     challenge_error: HeaderValue,
@@ -197,6 +212,11 @@ impl Jwt {
 
     fn authenticate(&self, ctx: &mut Ctx) -> Result<(), Exit> {
         let mut tokens = self.tokens(ctx);
+        if !tokens.is_empty() {
+            for name in &self.secret_names {
+                ctx.add_secret_name(name.clone());
+            }
+        }
         let text = match (tokens.pop(), tokens.is_empty()) {
             (None, _) => {
                 return Err(Exit::message(StatusCode::UNAUTHORIZED, "Unauthorized")

@@ -88,7 +88,14 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
         Some(realm) => format!("Key realm=\"{realm}\""),
         None => "Key".to_string(),
     };
+    // Both spellings, so log records redact the key wherever it came from.
+    let secret_names = conf
+        .key_names
+        .iter()
+        .map(|n| (Arc::from(n.as_str()), Arc::from(crate::pdk::header_key(n))))
+        .collect();
     Ok(Arc::new(KeyAuth {
+        secret_names,
         header_names: conf
             .key_names
             .iter()
@@ -103,6 +110,8 @@ struct KeyAuth {
     conf: KeyAuthConfig,
     /// `key_names` as header names: nginx reads `api_key` as the header `api-key`.
     header_names: Vec<String>,
+    /// Each key name as a query/body argument and as a header, for log redaction.
+    secret_names: Vec<(Arc<str>, Arc<str>)>,
     challenge: HeaderValue,
 }
 
@@ -123,7 +132,13 @@ impl KeyAuth {
     fn find_key(&self, ctx: &mut Ctx) -> Result<String, Failure> {
         let req = &mut ctx.request;
         let mut body = None;
-        for (name, header) in self.conf.key_names.iter().zip(&self.header_names) {
+        for (i, (name, header)) in self
+            .conf
+            .key_names
+            .iter()
+            .zip(&self.header_names)
+            .enumerate()
+        {
             let mut found = None;
             if self.conf.key_in_header {
                 match req.header_count(header) {
@@ -161,6 +176,10 @@ impl KeyAuth {
                         req.set_body_args(&args);
                     }
                 }
+            }
+            if let Some((arg, header)) = self.secret_names.get(i) {
+                ctx.add_secret_name(arg.clone());
+                ctx.add_secret_name(header.clone());
             }
             return if key.is_empty() {
                 Err(Failure::NoKey)

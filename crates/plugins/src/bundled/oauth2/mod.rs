@@ -27,6 +27,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// The query/body parameter a token may come in, redacted in log records.
+static ACCESS_TOKEN_NAME: std::sync::LazyLock<Arc<str>> =
+    std::sync::LazyLock::new(|| Arc::from("access_token"));
+
 pub(crate) const NAME: &str = "oauth2";
 
 const AUTHENTICATED_SCOPE: HeaderName = HeaderName::from_static("x-authenticated-scope");
@@ -291,6 +295,7 @@ impl OAuth2 {
             return Some(token);
         }
         let token = Params::from_request(ctx).get("access_token")?.to_string();
+        ctx.add_secret_name(ACCESS_TOKEN_NAME.clone());
         if self.conf.hide_credentials {
             let req = &mut ctx.request;
             req.clear_query_arg("access_token");
