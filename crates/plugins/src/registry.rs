@@ -102,3 +102,18 @@ impl PluginSchemas for Registry {
         names
     }
 }
+
+/// A plugin's `config` input checked against its record: defaults filled in, or Kong's errors
+/// as JSON (the schema unit tests of every plugin).
+#[cfg(test)]
+pub(crate) fn validate_config(record: &Record, input: Value) -> Result<Value, Value> {
+    use silverback_model::schema::{FieldErrors, Validator};
+    let mut map = input.as_object().cloned().unwrap_or_default();
+    let mut errors = FieldErrors::default();
+    Validator::new(0).process(record, &mut map, &mut errors);
+    if errors.is_empty() {
+        Ok(Value::Object(map))
+    } else {
+        Err(errors.to_json())
+    }
+}

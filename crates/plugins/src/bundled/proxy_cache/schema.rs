@@ -154,18 +154,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::{Value, json};
-    use silverback_model::schema::{FieldErrors, Validator};
 
-    /// The config with defaults filled, or the errors as JSON.
-    fn validate(given: Value) -> Result<Value, Value> {
-        let mut m = given.as_object().unwrap().clone();
-        let mut errors = FieldErrors::default();
-        Validator::new(0).process(&config(), &mut m, &mut errors);
-        if errors.is_empty() {
-            Ok(Value::Object(m))
-        } else {
-            Err(errors.to_json())
-        }
+    fn validate(input: Value) -> Result<Value, Value> {
+        crate::registry::validate_config(&config(), input)
     }
 
     #[test]

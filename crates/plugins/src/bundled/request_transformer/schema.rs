@@ -170,17 +170,9 @@ pub fn config() -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use silverback_model::schema::{FieldErrors, Validator};
 
     fn validate(input: Value) -> Result<Value, Value> {
-        let mut map = input.as_object().cloned().unwrap_or_default();
-        let mut errors = FieldErrors::default();
-        Validator::new(0).process(&config(), &mut map, &mut errors);
-        if errors.is_empty() {
-            Ok(Value::Object(map))
-        } else {
-            Err(errors.to_json())
-        }
+        crate::registry::validate_config(&config(), input)
     }
 
     #[test]
