@@ -176,6 +176,22 @@ impl Sink {
         Ok(sink)
     }
 
+    /// Queues the request's log record as JSON, a line of its own with `newline` (Kong's
+    /// stream and file loggers); a record that does not serialize is logged and skipped.
+    pub fn push_record(&self, ctx: &crate::pdk::Ctx, newline: bool) {
+        match serde_json::to_vec(&crate::pdk::serialize::serialize(ctx)) {
+            Ok(mut entry) => {
+                if newline {
+                    entry.push(b'\n');
+                }
+                self.push(entry);
+            }
+            Err(e) => {
+                tracing::error!(plugin = self.plugin, request_id = ctx.request_id(), error = %e, "cannot serialize log entry")
+            }
+        }
+    }
+
     /// Queues an entry without waiting; a full queue drops it (counted, and logged).
     pub fn push(&self, entry: Vec<u8>) {
         let len = entry.len();

@@ -9,7 +9,7 @@ mod writer;
 
 use super::log_sink::{QueueParams, Sink};
 use crate::handler::{Handler, Phases};
-use crate::pdk::{Ctx, serialize::serialize};
+use crate::pdk::Ctx;
 use crate::registry::PluginDef;
 use serde_json::Value;
 use std::sync::Arc;
@@ -70,14 +70,6 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
 
 impl Handler for FileLog {
     fn log(&self, ctx: &Ctx) {
-        match serde_json::to_vec(&serialize(ctx)) {
-            Ok(mut entry) => {
-                entry.push(b'\n');
-                self.sink.push(entry);
-            }
-            Err(e) => {
-                tracing::error!(plugin = NAME, request_id = ctx.request_id(), error = %e, "cannot serialize log entry")
-            }
-        }
+        self.sink.push_record(ctx, true);
     }
 }
