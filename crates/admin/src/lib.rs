@@ -58,6 +58,37 @@ pub async fn serve(listener: tokio::net::TcpListener, router: axum::Router) -> s
     axum::serve(listener, router).await
 }
 
+/// Connections whose TLS handshake is done, as an `ssl` listener hands them over.
+pub struct TlsIncoming {
+    pub connections: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    pub local: std::net::SocketAddr,
+}
+
+impl axum::serve::Listener for TlsIncoming {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.connections.recv().await {
+            Some(c) => c,
+            // The acceptor is gone: nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Serves the Admin API over TLS (an `ssl` admin listener).
+pub async fn serve_tls(incoming: TlsIncoming, router: axum::Router) -> std::io::Result<()> {
+    axum::serve(incoming, router).await
+}
+
 /// Like [`serve`], stopping gracefully when `shutdown` completes.
 pub async fn serve_until(
     listener: tokio::net::TcpListener,

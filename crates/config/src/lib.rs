@@ -6,6 +6,7 @@
 
 mod listen;
 mod table;
+mod tls;
 mod values;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 pub use ipnet::IpNet;
 pub use listen::{Listen, parse_listen_list};
 pub use table::{ALIASES, KONG_SETTINGS_WITHOUT_EFFECT, SENSITIVE_SETTINGS, SETTINGS, SettingDef};
+pub use tls::{CertSource, TlsSettings, TlsVersions};
 
 /// Prefix of the environment variables that set settings.
 pub const ENV_PREFIX: &str = "SILVERBACK_";
@@ -151,6 +153,8 @@ pub struct Settings {
     pub proxy_access_log: Option<PathBuf>,
     /// Where the syslog plugin sends entries (`syslog_socket`).
     pub syslog_socket: PathBuf,
+    /// Certificates, protocols and verification of the TLS listeners and upstreams.
+    pub tls: TlsSettings,
     /// Settings that were accepted but do nothing here, to be logged once at start.
     pub warnings: Vec<String>,
     /// Every setting's value as given, secrets replaced by `******` (Admin API `GET /`).
@@ -296,6 +300,7 @@ impl RawSettings {
             router_flavor: RouterFlavor::TraditionalCompatible,
             syslog_socket: PathBuf::from(self.get("syslog_socket").trim()),
             proxy_access_log: None,
+            tls: self.parse_tls(&mut check),
             warnings: self.warnings.clone(),
             shown: self
                 .values

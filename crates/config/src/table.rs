@@ -29,12 +29,12 @@ pub const SETTINGS: &[SettingDef] = &[
     def(
         "proxy_listen",
         "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384",
-        "Proxy listeners (`ip:port` and flags, comma separated; `off` disables). Plain listeners serve HTTP/1.1 and h2c; `ssl` listeners are skipped (TLS is not served yet) and the `proxy_protocol` flag has no effect yet.",
+        "Proxy listeners (`ip:port` and flags, comma separated; `off` disables). Plain listeners serve HTTP/1.1 and h2c; `ssl` listeners terminate TLS (certificate chosen by SNI from the certificates and snis entities, else the default certificate) and offer h2 by ALPN with the `http2` flag. The `proxy_protocol` flag has no effect yet.",
     ),
     def(
         "admin_listen",
         "127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384",
-        "Admin API listeners (loopback by default; `off` disables). `ssl` listeners are skipped (TLS is not served yet).",
+        "Admin API listeners (loopback by default; `off` disables). `ssl` listeners serve the Admin API over TLS with `admin_ssl_cert`.",
     ),
     def(
         "admin_token",
@@ -44,7 +44,92 @@ pub const SETTINGS: &[SettingDef] = &[
     def(
         "status_listen",
         "127.0.0.1:8007 reuseport backlog=16384",
-        "Status API listener: /status, /status/ready.",
+        "Status API listener: /status, /status/ready; with `ssl`, over TLS with `status_ssl_cert`.",
+    ),
+    def(
+        "ssl_cert",
+        "",
+        "The proxy's default TLS certificates (PEM file paths, or PEM text; comma separated, one RSA and one ECDSA at most), served when no SNI entity matches. Empty: a self-signed ECDSA certificate generated under `<prefix>/ssl/` on first start.",
+    ),
+    def(
+        "ssl_cert_key",
+        "",
+        "The keys of `ssl_cert`, in the same order. A secret: never printed.",
+    ),
+    def(
+        "ssl_cipher_suite",
+        "intermediate",
+        "`modern` (TLS 1.3 only), `intermediate` (TLS 1.2 and 1.3, Mozilla's list), `old` (every suite rustls has), `fips` (TLS 1.2) or `custom` (`ssl_protocols` and `ssl_ciphers`).",
+    ),
+    def(
+        "ssl_protocols",
+        "TLSv1.2 TLSv1.3",
+        "TLS versions when `ssl_cipher_suite = custom` (TLSv1 and TLSv1.1 are not available).",
+    ),
+    def(
+        "ssl_ciphers",
+        "",
+        "TLS 1.2 cipher suites when `ssl_cipher_suite = custom`, in OpenSSL names separated by `:`; names rustls does not implement (DHE, CBC) are skipped. TLS 1.3 suites are always on.",
+    ),
+    def(
+        "ssl_prefer_server_ciphers",
+        "on",
+        "With `ssl_cipher_suite = custom`: the server's cipher order wins over the client's.",
+    ),
+    def(
+        "ssl_session_tickets",
+        "on",
+        "TLS session resumption by tickets (keys rotated every 6 hours, per process).",
+    ),
+    def(
+        "ssl_session_cache_size",
+        "10m",
+        "Size of the TLS session cache shared by the workers (about 4000 sessions per megabyte, as nginx); 0 disables it.",
+    ),
+    def(
+        "admin_ssl_cert",
+        "",
+        "The Admin API's TLS certificates on `ssl` listeners (as `ssl_cert`). Empty: a self-signed one generated under `<prefix>/ssl/`.",
+    ),
+    def(
+        "admin_ssl_cert_key",
+        "",
+        "The keys of `admin_ssl_cert`. A secret: never printed.",
+    ),
+    def(
+        "status_ssl_cert",
+        "",
+        "The status API's TLS certificates on `ssl` listeners (as `ssl_cert`). Empty: a self-signed one generated under `<prefix>/ssl/`.",
+    ),
+    def(
+        "status_ssl_cert_key",
+        "",
+        "The keys of `status_ssl_cert`. A secret: never printed.",
+    ),
+    def(
+        "client_ssl",
+        "off",
+        "Present `client_ssl_cert` to TLS upstreams whose service sets no `client_certificate`.",
+    ),
+    def(
+        "client_ssl_cert",
+        "",
+        "The client certificate of `client_ssl` (PEM path or text).",
+    ),
+    def(
+        "client_ssl_cert_key",
+        "",
+        "The key of `client_ssl_cert`. A secret: never printed.",
+    ),
+    def(
+        "lua_ssl_trusted_certificate",
+        "system",
+        "CA certificates upstream certificates are verified against when a service has no `ca_certificates`: `system` (the OS store) and/or PEM files, comma separated.",
+    ),
+    def(
+        "nginx_proxy_proxy_ssl_verify",
+        "off",
+        "Verify upstream TLS certificates for services that leave `tls_verify` unset (nginx's `proxy_ssl_verify`, injected as in Kong; also `nginx_http_proxy_ssl_verify`).",
     ),
     def(
         "database",
@@ -167,11 +252,10 @@ pub const KONG_SETTINGS_WITHOUT_EFFECT: &[&str] = &[
     "lmdb_environment_path",
     "lmdb_map_size",
     "worker_events_max_payload",
-    "ssl_cipher_suite",
-    "ssl_ciphers",
-    "ssl_prefer_server_ciphers",
     "ssl_dhparam",
-    "ssl_session_cache_size",
+    "ssl_session_timeout",
+    "lua_ssl_verify_depth",
+    "lua_ssl_protocols",
     "allow_debug_header",
     "nginx_user",
     "nginx_daemon",
@@ -221,6 +305,10 @@ pub const ALIASES: &[(&str, &str)] = &[
     ),
     ("nginx_proxy_real_ip_header", "real_ip_header"),
     ("nginx_proxy_real_ip_recursive", "real_ip_recursive"),
+    (
+        "nginx_http_proxy_ssl_verify",
+        "nginx_proxy_proxy_ssl_verify",
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static SettingDef> {
@@ -228,4 +316,10 @@ pub fn find(name: &str) -> Option<&'static SettingDef> {
 }
 
 /// Settings whose values are secrets: redacted wherever settings are shown or logged.
-pub const SENSITIVE_SETTINGS: &[&str] = &["admin_token"];
+pub const SENSITIVE_SETTINGS: &[&str] = &[
+    "admin_token",
+    "ssl_cert_key",
+    "admin_ssl_cert_key",
+    "status_ssl_cert_key",
+    "client_ssl_cert_key",
+];

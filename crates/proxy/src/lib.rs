@@ -2,8 +2,8 @@
 //!
 //! - [`snapshot`]: the compiled, immutable form of a config, swapped atomically on changes;
 //! - [`reconfigure`]: folds store changes into the config and swaps in the next snapshot;
-//! - [`worker`]: thread-per-core event loops accepting client connections (hyper, HTTP/1.1 and
-//!   h2c);
+//! - [`worker`]: thread-per-core event loops accepting client connections (HTTP/1.1, h2c, and
+//!   both over TLS: [`tls`], [`transport`]);
 //! - [`request`]: the life of a proxied request (route → checks → upstream → response);
 //! - [`upstream`]: upstream connections, keepalive pool, timeouts;
 //! - [`error`] / [`response`]: the one place failures become Kong's responses;
@@ -21,6 +21,8 @@ pub mod response;
 pub mod snapshot;
 pub mod state;
 pub mod status;
+pub mod tls;
+pub mod transport;
 pub mod upstream;
 pub mod worker;
 
@@ -40,6 +42,8 @@ pub enum StartError {
     Bind(#[from] listener::BindError),
     #[error("cannot start worker thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("cannot create {path}: {source}")]
     TempDir {
         path: std::path::PathBuf,
@@ -49,13 +53,18 @@ pub enum StartError {
 
 /// The running proxy: its workers and the addresses they listen on.
 pub struct Proxy {
+    /// Plain listeners.
     pub addrs: Vec<SocketAddr>,
+    /// `ssl` listeners.
+    pub tls_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Proxy {
-    /// Binds every plain proxy listener once per worker and starts the workers.
+    /// Binds every proxy listener once per worker and starts the workers. `ssl` listeners
+    /// share one session cache and ticket key, and pick certificates from the current
+    /// snapshot.
     pub fn start(
         settings: &Settings,
         shared: Arc<Shared>,
@@ -67,23 +76,47 @@ impl Proxy {
             source,
         })?;
         let workers = settings.worker_threads.max(1);
-        let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        let mut per_worker: Vec<Vec<worker::Listening>> =
             (0..workers).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
-        for l in settings.proxy_listen.iter().filter(|l| {
-            if l.ssl {
-                tracing::warn!(listen = %l, "TLS listeners are not served yet in this version; skipping");
-            }
-            !l.ssl
-        }) {
+        let mut tls_addrs = Vec::new();
+        let tls = if settings.proxy_listen.iter().any(|l| l.ssl) {
+            let default = tls::certs::default_pairs(
+                &settings.prefix,
+                tls::certs::Listener::Proxy,
+                &settings.tls.ssl_cert,
+                "ssl_cert",
+            )?;
+            let current: Arc<dyn tls::server::CurrentCerts> = shared.clone();
+            let resolver = Arc::new(tls::server::SniResolver::new(
+                Some(current),
+                tls::server::Pairs::from_keys(default),
+            ));
+            Some((resolver, tls::server::Sessions::new(&settings.tls)?))
+        } else {
+            None
+        };
+        for l in &settings.proxy_listen {
+            let config = match (&tls, l.ssl) {
+                (Some((resolver, sessions)), true) => Some(tls::server::server_config(
+                    &settings.tls,
+                    resolver.clone(),
+                    l.http2,
+                    sessions,
+                )?),
+                _ => None,
+            };
             let socks = listener::bind_reuseport(l.addr, workers, l.backlog.unwrap_or(16384))?;
             if let Some(first) = socks.first()
                 && let Ok(a) = first.local_addr()
             {
-                addrs.push(a);
+                if l.ssl { &mut tls_addrs } else { &mut addrs }.push(a);
             }
-            for (i, s) in socks.into_iter().enumerate() {
-                per_worker[i].push(s);
+            for (i, socket) in socks.into_iter().enumerate() {
+                per_worker[i].push(worker::Listening {
+                    socket,
+                    tls: config.clone(),
+                });
             }
         }
         let (shutdown, rx) = watch::channel(false);
@@ -95,6 +128,7 @@ impl Proxy {
         }
         Ok(Proxy {
             addrs,
+            tls_addrs,
             shutdown,
             workers: handles,
         })

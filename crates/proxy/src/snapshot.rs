@@ -2,8 +2,12 @@
 //! balancers. Built off the request path and swapped in atomically; a request keeps the snapshot
 //! it started with until it ends.
 
+use crate::tls::server::{CertStore, Pairs};
+use crate::tls::upstream::UpstreamTls;
 use http::HeaderValue;
 use silverback_balancer::Balancer;
+use silverback_model::entities::Sni;
+use silverback_model::entities::{Certificate, certified_key};
 use silverback_model::entities::{PathHandling, Route, Service};
 use silverback_model::{Config, Row, RowError};
 use silverback_plugins::pdk::EntityRef;
@@ -54,6 +58,8 @@ pub struct CompiledService {
     pub host_headers: Vec<Option<HeaderValue>>,
     /// The service as plugins see it.
     pub entity: Arc<EntityRef>,
+    /// `https` services: how to do TLS with the upstream.
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
 impl CompiledService {
@@ -108,6 +114,10 @@ pub struct Snapshot {
     pub routes: Vec<CompiledRoute>,
     /// Plugin instances, chains and the consumer directory.
     pub plugins: Plugins,
+    /// The TLS listeners' certificates by SNI.
+    pub certificates: CertStore,
+    /// Upstream TLS configurations by id, reused by the next snapshot.
+    upstream_tls: HashMap<u64, Arc<UpstreamTls>>,
     path_handling_v1: bool,
     /// Typed rows this snapshot was compiled from, by id, so the next one re-reads only rows
     /// that changed (unchanged rows are the same `Arc` in the next config).
@@ -121,6 +131,9 @@ type TypedRow<T> = (Arc<Row>, Arc<T>);
 struct Typed {
     services: HashMap<Uuid, TypedRow<Service>>,
     routes: HashMap<Uuid, TypedRow<Route>>,
+    certificates: HashMap<Uuid, TypedRow<Certificate>>,
+    /// Each certificate's parsed pairs, by certificate id.
+    pairs: HashMap<Uuid, Arc<Pairs>>,
 }
 
 /// The typed form of every row of `entity`, reusing `previous` for rows that did not change.
@@ -188,12 +201,25 @@ impl Snapshot {
         }
         let mut plugins = Plugins::build(&config, &BUNDLED, previous.map(|p| &p.plugins))?;
         let mut typed = Typed::default();
+        let certificates = compile_certificates(&config, previous.map(|p| &p.typed), &mut typed)?;
+        let certs_by_id: HashMap<Uuid, Certificate> = typed
+            .certificates
+            .iter()
+            .map(|(id, (_, c))| (*id, (**c).clone()))
+            .collect();
+        let no_tls = HashMap::new();
+        let previous_tls = previous.map_or(&no_tls, |p| &p.upstream_tls);
+        let mut upstream_tls = HashMap::new();
         let mut services: HashMap<Uuid, (bool, Arc<CompiledService>)> = HashMap::new();
         for (row, s) in typed_rows(&config, "services", previous.map(|p| &p.typed.services))? {
-            services.insert(
-                s.id,
-                (s.enabled, Arc::new(compile_service(&s, &row, &balancers))),
-            );
+            let mut compiled = compile_service(&s, &row, &balancers);
+            if s.protocol == "https" {
+                let tls =
+                    crate::tls::upstream::for_service(&s, &config, &certs_by_id, previous_tls);
+                upstream_tls.insert(tls.id, tls.clone());
+                compiled.tls = Some(tls);
+            }
+            services.insert(s.id, (s.enabled, Arc::new(compiled)));
             typed.services.insert(s.id, (row, s));
         }
         let mut specs = Vec::new();
@@ -229,6 +255,8 @@ impl Snapshot {
             router,
             routes,
             plugins,
+            certificates,
+            upstream_tls,
             path_handling_v1,
             typed,
         })
@@ -276,6 +304,7 @@ fn compile_service(
             name: s.name.clone(),
             row: row.clone(),
         }),
+        tls: None,
     };
     svc.host_headers = match &svc.target {
         ServiceTarget::Upstream(b) => b
@@ -293,6 +322,46 @@ fn compile_service(
         ServiceTarget::Host => vec![svc.host_header(&svc.host, svc.port)],
     };
     svc
+}
+
+/// The certificates by SNI name. Pairs are parsed once per certificate row and reused while
+/// the row is unchanged; a pair that does not load (validation makes that rare) is logged and
+/// left out.
+fn compile_certificates(
+    config: &Config,
+    previous: Option<&Typed>,
+    typed: &mut Typed,
+) -> Result<CertStore, SnapshotError> {
+    for (row, c) in
+        typed_rows::<Certificate>(config, "certificates", previous.map(|p| &p.certificates))?
+    {
+        let reused = previous
+            .and_then(|p| Some((p.certificates.get(&c.id)?, p.pairs.get(&c.id)?)))
+            .filter(|((prev, _), _)| Arc::ptr_eq(prev, &row))
+            .map(|(_, pairs)| pairs.clone());
+        let pairs = reused.unwrap_or_else(|| {
+            let mut keys = Vec::new();
+            let alt = c.cert_alt.as_deref().zip(c.key_alt.as_deref());
+            for (cert, key) in std::iter::once((c.cert.as_str(), c.key.as_str())).chain(alt) {
+                match certified_key(cert, key) {
+                    Ok(k) => keys.push(Arc::new(k)),
+                    Err(e) => {
+                        tracing::error!(certificate = %c.id, error = %e, "cannot load certificate")
+                    }
+                }
+            }
+            Arc::new(Pairs::from_keys(keys))
+        });
+        typed.pairs.insert(c.id, pairs);
+        typed.certificates.insert(c.id, (row, c));
+    }
+    let mut by_name = HashMap::new();
+    for sni in config.typed::<Sni>("snis")? {
+        if let Some(pairs) = typed.pairs.get(&sni.certificate.id) {
+            by_name.insert(sni.name.to_ascii_lowercase(), pairs.clone());
+        }
+    }
+    Ok(CertStore::new(by_name))
 }
 
 fn route_spec(r: &Route) -> RouteSpec {

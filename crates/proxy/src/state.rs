@@ -120,6 +120,13 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// The TLS listeners pick certificates from the current snapshot.
+impl crate::tls::server::CurrentCerts for Shared {
+    fn find(&self, sni: &str) -> Option<Arc<crate::tls::server::Pairs>> {
+        self.snapshot.load().certificates.find(sni).cloned()
+    }
+}
+
 impl Shared {
     pub fn new(settings: ProxySettings, dns: Dns, workers: usize) -> Arc<Self> {
         Arc::new(Shared {

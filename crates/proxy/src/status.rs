@@ -23,22 +23,36 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
-                async move {
-                    if is_metrics(&req) {
-                        return Ok::<_, Infallible>(metrics_response(&shared).await);
-                    }
-                    Ok::<_, Infallible>(route(&req, &shared))
-                }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
+        tokio::spawn(serve_connection(stream, shared.clone()));
     }
+}
+
+/// Serves the status API over TLS, on the connections of an `ssl` listener.
+pub async fn serve_tls(
+    mut incoming: tokio::sync::mpsc::Receiver<crate::tls::accept::Incoming>,
+    shared: Arc<Shared>,
+) {
+    while let Some((stream, _)) = incoming.recv().await {
+        tokio::spawn(serve_connection(stream, shared.clone()));
+    }
+}
+
+async fn serve_connection<I>(stream: I, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        async move {
+            if is_metrics(&req) {
+                return Ok::<_, Infallible>(metrics_response(&shared).await);
+            }
+            Ok::<_, Infallible>(route(&req, &shared))
+        }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
 }
 
 fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {

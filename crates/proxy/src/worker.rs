@@ -4,6 +4,8 @@
 
 use crate::request::{ConnInfo, handle_hyper};
 use crate::state::Shared;
+use crate::tls::accept::{Handshaken, handshake};
+use crate::transport::Stream;
 use crate::upstream::pool;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -35,11 +37,18 @@ where
     }
 }
 
+/// A worker's listening socket, with the TLS configuration of `ssl` listeners.
+#[derive(Debug)]
+pub struct Listening {
+    pub socket: std::net::TcpListener,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
 /// Starts a worker thread serving the given listeners until `shutdown` turns true; in-flight
 /// connections then get `grace` to finish.
 pub fn spawn(
     index: usize,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<Listening>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     grace: Duration,
@@ -64,14 +73,14 @@ pub fn spawn(
 
 async fn run(
     index: usize,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<Listening>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
     let (conns_done_tx, mut conns_done) = watch::channel(());
-    for std_listener in listeners {
-        let listener = match TcpListener::from_std(std_listener) {
+    for Listening { socket, tls } in listeners {
+        let listener = match TcpListener::from_std(socket) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "cannot use listening socket");
@@ -81,7 +90,7 @@ async fn run(
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         let done = conns_done_tx.clone();
-        tokio::task::spawn_local(accept_loop(index, listener, shared, shutdown, done));
+        tokio::task::spawn_local(accept_loop(index, listener, tls, shared, shutdown, done));
     }
     drop(conns_done_tx);
     let limits = shared.settings.keepalive;
@@ -101,6 +110,7 @@ async fn run(
 async fn accept_loop(
     index: usize,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     done: watch::Sender<()>,
@@ -125,15 +135,27 @@ async fn accept_loop(
         let stats = shared.worker(index);
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         stats.active.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ConnInfo::new(shared.clone(), index, peer, local));
+        let mut info = ConnInfo::new(shared.clone(), index, peer, local);
         let shutdown = shutdown.clone();
         let done = done.clone();
+        let tls = tls.clone();
+        let shared = shared.clone();
         tokio::task::spawn_local(async move {
-            serve(stream, info.clone(), shutdown).await;
-            info.shared
-                .worker(index)
-                .active
-                .fetch_sub(1, Ordering::Relaxed);
+            match tls {
+                None => serve(stream, Arc::new(info), shutdown).await,
+                Some(config) => {
+                    let _ = stream.set_nodelay(true);
+                    match handshake(&config, stream).await {
+                        Ok((conn, negotiated)) => {
+                            info.tls = true;
+                            info.sni = negotiated.sni;
+                            serve_tls(conn, Arc::new(info), shutdown).await;
+                        }
+                        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    }
+                }
+            }
+            shared.worker(index).active.fetch_sub(1, Ordering::Relaxed);
             drop(done);
         });
     }
@@ -159,29 +181,55 @@ async fn sniff(stream: &TcpStream) -> Protocol {
     }
 }
 
+/// A TLS connection after its handshake: HTTP/1.x through our codec, h2 through hyper.
+async fn serve_tls(conn: Handshaken, info: Arc<ConnInfo>, shutdown: watch::Receiver<bool>) {
+    match conn {
+        Handshaken::Http1(stream) => crate::http::server::serve(stream, info, shutdown).await,
+        Handshaken::Http2(tls) => {
+            let peer = info.peer;
+            if let Err(e) = serve_h2(TokioIo::new(*tls), info, shutdown).await {
+                tracing::debug!(%peer, error = %e, "client connection ended with an error");
+            }
+        }
+    }
+}
+
+/// Serves an HTTP/2 connection with hyper until it ends or the worker stops.
+async fn serve_h2<I>(
+    io: I,
+    info: Arc<ConnInfo>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    let svc = service_fn(move |req| handle_hyper(req, info.clone()));
+    let conn = hyper::server::conn::http2::Builder::new(LocalExec)
+        .timer(TokioTimer::new())
+        .serve_connection(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r.map_err(|e| e.to_string()),
+        _ = shutdown.wait_for(|s| *s) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await.map_err(|e| e.to_string())
+        }
+    }
+}
+
 async fn serve(stream: TcpStream, info: Arc<ConnInfo>, mut shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let peer: SocketAddr = info.peer;
     let protocol = sniff(&stream).await;
     if let Protocol::Http1 = protocol {
         // Plain HTTP/1.x: our own server codec, the fast path.
-        return crate::http::server::serve(stream, info, shutdown).await;
+        return crate::http::server::serve(Stream::Plain(stream), info, shutdown).await;
     }
-    let svc = service_fn(move |req| handle_hyper(req, info.clone()));
-    let io = TokioIo::new(stream);
     let result = if let Protocol::Http2 = protocol {
-        let conn = hyper::server::conn::http2::Builder::new(LocalExec)
-            .timer(TokioTimer::new())
-            .serve_connection(io, svc);
-        tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r.map_err(|e| e.to_string()),
-            _ = shutdown.wait_for(|s| *s) => {
-                conn.as_mut().graceful_shutdown();
-                conn.await.map_err(|e| e.to_string())
-            }
-        }
+        serve_h2(TokioIo::new(stream), info, shutdown).await
     } else {
+        let svc = service_fn(move |req| handle_hyper(req, info.clone()));
+        let io = TokioIo::new(stream);
         // Too few bytes to tell yet: hyper reads on and decides.
         let mut builder = auto::Builder::new(LocalExec);
         builder

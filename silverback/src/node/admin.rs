@@ -6,6 +6,7 @@ use silverback_admin::{AdminState, ConfigSink, NodeInfo};
 use silverback_config::Settings;
 use silverback_model::{Change, Config};
 use silverback_plugins::Runtime;
+use silverback_proxy::tls;
 use silverback_proxy::{Reconfigurer, Shared, Update};
 use silverback_store::{Store, is_runtime_entity};
 use std::net::SocketAddr;
@@ -47,8 +48,9 @@ impl ConfigSink for LiveConfig {
     }
 }
 
-/// Binds every plain `admin_listen` address and serves the Admin API on `runtime`. TLS
-/// listeners are skipped with a warning until TLS lands.
+/// Binds every `admin_listen` address and serves the Admin API on `runtime`; `ssl` listeners
+/// serve it over TLS with `admin_ssl_cert` (or the generated default). Returns the plain and
+/// the TLS addresses.
 pub fn serve<S: Store>(
     settings: &Settings,
     store: Arc<S>,
@@ -56,7 +58,7 @@ pub fn serve<S: Store>(
     reconfigurer: Reconfigurer,
     plugins: Arc<Runtime>,
     runtime: &tokio::runtime::Handle,
-) -> Result<Vec<SocketAddr>, NodeError> {
+) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), NodeError> {
     let mut node = NodeInfo::new(configuration(settings));
     node.node_id = shared.node_id;
     let mut state = AdminState::new(store, node);
@@ -75,19 +77,39 @@ pub fn serve<S: Store>(
     });
     let router = silverback_admin::router(state);
     let mut addrs = Vec::new();
+    let mut tls_addrs = Vec::new();
     for l in &settings.admin_listen {
-        if l.ssl {
-            tracing::warn!(listen = %l, "TLS listeners are not served yet in this version; skipping");
-            continue;
-        }
         let listener = silverback_proxy::listener::bind_one(l.addr, l.backlog.unwrap_or(511))
             .map_err(|source| NodeError::Listen {
                 what: "admin",
                 addr: l.addr,
                 source,
             })?;
-        addrs.push(listener.local_addr().unwrap_or(l.addr));
+        let local = listener.local_addr().unwrap_or(l.addr);
         let router = router.clone();
+        if l.ssl {
+            let config = tls::control_config(settings, tls::Listener::Admin, l.http2)?;
+            tls_addrs.push(local);
+            let _guard = runtime.enter();
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
+                NodeError::Listen {
+                    what: "admin",
+                    addr: l.addr,
+                    source,
+                }
+            })?;
+            let incoming = silverback_admin::TlsIncoming {
+                connections: tls::spawn_handshakes(listener, config),
+                local,
+            };
+            runtime.spawn(async move {
+                if let Err(e) = silverback_admin::serve_tls(incoming, router).await {
+                    tracing::error!(error = %e, "admin listener failed");
+                }
+            });
+            continue;
+        }
+        addrs.push(local);
         runtime.spawn(async move {
             let served = match tokio::net::TcpListener::from_std(listener) {
                 Ok(l) => silverback_admin::serve(l, router).await,
@@ -98,7 +120,7 @@ pub fn serve<S: Store>(
             }
         });
     }
-    Ok(addrs)
+    Ok((addrs, tls_addrs))
 }
 
 /// The settings as `GET /` shows them: Kong's names, list settings as arrays, secrets masked.

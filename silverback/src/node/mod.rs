@@ -48,6 +48,8 @@ pub enum NodeError {
     Snapshot(#[from] silverback_proxy::SnapshotError),
     #[error("{0}")]
     Proxy(#[from] silverback_proxy::StartError),
+    #[error("{0}")]
+    Tls(#[from] silverback_proxy::tls::TlsError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Listen {
         what: &'static str,
@@ -91,6 +93,8 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
     );
     // Before any plugin is built.
     silverback_plugins::logs::set_syslog_socket(settings.syslog_socket.clone());
+    // Before the first snapshot compiles its upstream TLS configurations.
+    silverback_proxy::tls::upstream::init(&settings.tls)?;
     let source = Arc::new(control.block_on(Source::open(&settings))?);
     let runtime = plugin_runtime(&source, control.handle(), settings.mem_cache_size);
     if let Source::Sqlite(db) = &*source {
@@ -116,7 +120,7 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
     let reconfigurer = Reconfigurer::spawn(shared.clone(), control.handle());
 
     let proxy = Proxy::start(&settings, shared.clone(), SHUTDOWN_GRACE)?;
-    let admin_addrs = match &*source {
+    let (admin_addrs, admin_tls_addrs) = match &*source {
         Source::File { memory, .. } => admin::serve(
             &settings,
             memory.clone(),
@@ -134,17 +138,17 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
             control.handle(),
         )?,
     };
-    let status_addrs = serve_status(&settings, &shared, control.handle())?;
-    write_instance_files(&settings, &proxy, &admin_addrs, &status_addrs)?;
-    for a in &proxy.addrs {
-        tracing::info!("proxy listening on {a}");
-    }
-    for a in &admin_addrs {
-        tracing::info!("admin listening on {a}");
-    }
-    for a in &status_addrs {
-        tracing::info!("status listening on {a}");
-    }
+    let (status_addrs, status_tls_addrs) = serve_status(&settings, &shared, control.handle())?;
+    let listening = Listening {
+        proxy: proxy.addrs.clone(),
+        proxy_ssl: proxy.tls_addrs.clone(),
+        admin: admin_addrs,
+        admin_ssl: admin_tls_addrs,
+        status: status_addrs,
+        status_ssl: status_tls_addrs,
+    };
+    write_instance_files(&settings, &listening)?;
+    listening.log();
     tracing::info!(
         workers = settings.worker_threads,
         "Silverback {} started",
@@ -225,21 +229,36 @@ fn datastore_probe<S: silverback_store::Store>(
     })
 }
 
+/// Binds every `status_listen` address; `ssl` ones serve over TLS with `status_ssl_cert`.
+/// Returns the plain and the TLS addresses.
 fn serve_status(
     settings: &Settings,
     shared: &Arc<Shared>,
     runtime: &tokio::runtime::Handle,
-) -> Result<Vec<SocketAddr>, NodeError> {
+) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), NodeError> {
     let mut addrs = Vec::new();
+    let mut tls_addrs = Vec::new();
     for l in &settings.status_listen {
+        let listen_error = |source| NodeError::Listen {
+            what: "status",
+            addr: l.addr,
+            source,
+        };
         let listener = silverback_proxy::listener::bind_one(l.addr, l.backlog.unwrap_or(511))
-            .map_err(|source| NodeError::Listen {
-                what: "status",
-                addr: l.addr,
-                source,
-            })?;
-        addrs.push(listener.local_addr().unwrap_or(l.addr));
+            .map_err(listen_error)?;
+        let local = listener.local_addr().unwrap_or(l.addr);
         let shared = shared.clone();
+        if l.ssl {
+            use silverback_proxy::tls;
+            let config = tls::control_config(settings, tls::Listener::Status, l.http2)?;
+            let _guard = runtime.enter();
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(listen_error)?;
+            let incoming = tls::spawn_handshakes(listener, config);
+            runtime.spawn(silverback_proxy::status::serve_tls(incoming, shared));
+            tls_addrs.push(local);
+            continue;
+        }
+        addrs.push(local);
         runtime.spawn(async move {
             match tokio::net::TcpListener::from_std(listener) {
                 Ok(l) => silverback_proxy::status::serve(l, shared).await,
@@ -247,22 +266,55 @@ fn serve_status(
             }
         });
     }
-    Ok(addrs)
+    Ok((addrs, tls_addrs))
 }
 
-fn write_instance_files(
-    settings: &Settings,
-    proxy: &Proxy,
-    admin: &[SocketAddr],
-    status: &[SocketAddr],
-) -> Result<(), NodeError> {
+/// The addresses the node listens on, plain and TLS, as `listeners.json` records them.
+struct Listening {
+    proxy: Vec<SocketAddr>,
+    proxy_ssl: Vec<SocketAddr>,
+    admin: Vec<SocketAddr>,
+    admin_ssl: Vec<SocketAddr>,
+    status: Vec<SocketAddr>,
+    status_ssl: Vec<SocketAddr>,
+}
+
+impl Listening {
+    fn lists(&self) -> [(&'static str, &[SocketAddr]); 6] {
+        [
+            ("proxy", &self.proxy),
+            ("proxy_ssl", &self.proxy_ssl),
+            ("admin", &self.admin),
+            ("admin_ssl", &self.admin_ssl),
+            ("status", &self.status),
+            ("status_ssl", &self.status_ssl),
+        ]
+    }
+
+    fn log(&self) {
+        for (what, addrs) in self.lists() {
+            let (name, tls) = match what.strip_suffix("_ssl") {
+                Some(n) => (n, " (TLS)"),
+                None => (what, ""),
+            };
+            for a in addrs {
+                tracing::info!("{name} listening on {a}{tls}");
+            }
+        }
+    }
+}
+
+fn write_instance_files(settings: &Settings, listening: &Listening) -> Result<(), NodeError> {
     let prefix = &settings.prefix;
-    let strings = |a: &[SocketAddr]| a.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-    let listeners = serde_json::json!({
-        "proxy": strings(&proxy.addrs),
-        "admin": strings(admin),
-        "status": strings(status),
-    });
+    let listeners: serde_json::Map<String, serde_json::Value> = listening
+        .lists()
+        .into_iter()
+        .map(|(name, addrs)| {
+            let list = addrs.iter().map(|a| a.to_string().into()).collect();
+            (name.to_string(), serde_json::Value::Array(list))
+        })
+        .collect();
+    let listeners = serde_json::Value::Object(listeners);
     let write = |path: std::path::PathBuf, content: String| {
         write_atomic(&path, &content).map_err(|source| NodeError::Write {
             path: path.display().to_string(),

@@ -13,7 +13,7 @@ mod targets;
 mod upstreams;
 
 pub use ca_certificates::CaCertificate;
-pub use certificates::{Certificate, check_certificate, check_key};
+pub use certificates::{Certificate, certified_key, check_certificate, check_key, parse_chain};
 pub use consumers::Consumer;
 pub use plugins::{NoPlugins, Plugin, PluginSchema, PluginSchemas};
 pub use routes::{NetEndpoint, PathHandling, Route};

@@ -11,6 +11,7 @@ use super::framing::{self, Decoder, Framing, Step};
 use super::timer::LazyTimer;
 use crate::body::{BoxError, ClientBodyError, ClientStream, RequestBody, ResponseBody};
 use crate::request::{self, ClientRequest, ConnInfo, Reply};
+use crate::transport::Stream;
 use bytes::{Bytes, BytesMut};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, StatusCode, Version};
@@ -21,7 +22,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
@@ -61,7 +61,12 @@ enum HeadError {
 
 /// Serves requests on one client connection until it closes, an error occurs or the worker
 /// shuts down (in-flight requests finish first).
-pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, shutdown: watch::Receiver<bool>) {
+pub async fn serve(stream: Stream, conn: Arc<ConnInfo>, shutdown: watch::Receiver<bool>) {
+    serve_requests(&stream, conn, shutdown).await;
+    stream.close();
+}
+
+async fn serve_requests(stream: &Stream, conn: Arc<ConnInfo>, shutdown: watch::Receiver<bool>) {
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut timer = LazyTimer::new();
@@ -73,7 +78,7 @@ pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, shutdown: watch::Rece
     tokio::pin!(stop);
     loop {
         let head = tokio::select! {
-            h = read_head(&stream, &mut rbuf, &mut timer) => h,
+            h = read_head(stream, &mut rbuf, &mut timer) => h,
             _ = &mut stop, if rbuf.is_empty() => return,
         };
         let head = match head {
@@ -87,7 +92,7 @@ pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, shutdown: watch::Rece
                 };
                 tracing::debug!(peer = %conn.peer, message, "bad request");
                 let reply = request::bad_request(&conn, message);
-                let _ = write_reply(&stream, &mut out, reply, false, false, Version::HTTP_11).await;
+                let _ = write_reply(stream, &mut out, reply, false, false, Version::HTTP_11).await;
                 return;
             }
         };
@@ -102,7 +107,7 @@ pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, shutdown: watch::Rece
         } = head;
         let Ok(framing) = request_framing(&fields, &known) else {
             let reply = request::bad_request(&conn, "Bad request");
-            let _ = write_reply(&stream, &mut out, reply, false, false, version).await;
+            let _ = write_reply(stream, &mut out, reply, false, false, version).await;
             return;
         };
         let connection = Connection::of(&fields, &known);
@@ -125,7 +130,7 @@ pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, shutdown: watch::Rece
             RequestBody::Empty
         } else {
             RequestBody::Stream(ClientStream::H1(ClientBody {
-                io: &stream,
+                io: stream,
                 buf: &mut rbuf,
                 decoder: Decoder::new(framing),
                 continue_left: if expects_continue { CONTINUE.len() } else { 0 },
@@ -146,7 +151,7 @@ pub async fn serve(stream: TcpStream, conn: Arc<ConnInfo>, shutdown: watch::Rece
         let reply = request::handle(req, &conn).await;
         // A body left unread would be taken for the next request: close instead.
         keep_alive &= consumed.get() && !*shutdown.borrow();
-        match write_reply(&stream, &mut out, reply, head_only, keep_alive, version).await {
+        match write_reply(stream, &mut out, reply, head_only, keep_alive, version).await {
             Ok(()) if keep_alive => {}
             _ => return,
         }
@@ -234,7 +239,7 @@ fn drop_listed_fields(fields: &mut Fields, known: &Known) {
 /// readiness (the socket is drained), so the next read waits for the event loop instead of
 /// spending a system call on EAGAIN.
 async fn read_some(
-    io: &TcpStream,
+    io: &Stream,
     buf: &mut BytesMut,
     timer: &mut LazyTimer,
     timeout: Duration,
@@ -253,28 +258,15 @@ async fn read_some(
                 .map(|()| Err(io::Error::from(io::ErrorKind::TimedOut)))
         })
         .await?;
-        let spare = buf.capacity() - buf.len();
-        let mut got = None;
-        let r = io.try_io(tokio::io::Interest::READABLE, || {
-            let n = io.try_read_buf(buf)?;
-            got = Some(n);
-            if n > 0 && n < spare {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(n)
-            }
-        });
-        match (got, r) {
-            (Some(n), _) => return Ok(n),
-            (None, Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            (None, Err(e)) => return Err(e),
-            (None, Ok(n)) => return Ok(n),
+        match io.read_draining(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return r,
         }
     }
 }
 
 async fn read_head(
-    io: &TcpStream,
+    io: &Stream,
     buf: &mut BytesMut,
     timer: &mut LazyTimer,
 ) -> Result<Head, HeadError> {
@@ -369,7 +361,7 @@ fn request_target(target: Bytes) -> Result<(PathAndQuery, Option<HeaderValue>), 
 
 /// The request body read off the client connection as the upstream side takes it.
 pub struct ClientBody<'a> {
-    io: &'a TcpStream,
+    io: &'a Stream,
     buf: &'a mut BytesMut,
     decoder: Decoder,
     /// Bytes of the `100 Continue` line still to send before the first read.
@@ -480,7 +472,7 @@ use std::future::Future;
 
 /// Writes the reply; `keep_alive` false adds `Connection: close`.
 async fn write_reply(
-    io: &TcpStream,
+    io: &Stream,
     out: &mut Vec<u8>,
     reply: Reply,
     head_only: bool,
@@ -594,8 +586,19 @@ fn write_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Waits until TLS records the socket did not take yet are sent (nothing to wait for on a
+/// plain socket).
+async fn flushed(io: &Stream) -> io::Result<()> {
+    if !io.is_tls() {
+        return Ok(());
+    }
+    tokio::time::timeout(SEND_TIMEOUT, io.flush())
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+}
+
 /// Writes every slice, trying without waiting first so the usual case takes one system call.
-pub(crate) async fn write_all(io: &TcpStream, parts: &[&[u8]]) -> io::Result<()> {
+pub(crate) async fn write_all(io: &Stream, parts: &[&[u8]]) -> io::Result<()> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut written = 0;
     loop {
@@ -610,13 +613,13 @@ pub(crate) async fn write_all(io: &TcpStream, parts: &[&[u8]]) -> io::Result<()>
             skip = 0;
         }
         if slices.is_empty() {
-            return Ok(());
+            return flushed(io).await;
         }
         match io.try_write_vectored(&slices) {
             Ok(n) => {
                 written += n;
                 if written >= total {
-                    return Ok(());
+                    return flushed(io).await;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

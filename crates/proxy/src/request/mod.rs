@@ -701,8 +701,24 @@ async fn send_with_retries(
                 failed_status: None,
             });
         }
-        let key = PoolKey { addr };
-        match upstream::send(&key, &settings.keepalive, &timeouts, req, this_body).await {
+        let (tls, tls_key) = match &service.tls {
+            Some(t) => {
+                let (target, name) = tls_target(t, req.host, addr.ip());
+                (Some(target), Some((t.id, name)))
+            }
+            None => (None, None),
+        };
+        let key = PoolKey { addr, tls: tls_key };
+        match upstream::send(
+            &key,
+            tls.as_ref(),
+            &settings.keepalive,
+            &timeouts,
+            req,
+            this_body,
+        )
+        .await
+        {
             Ok(resp) => return Ok(resp),
             Err((e, sent)) => {
                 if let AttemptError::ClientBody(reason) = e {
@@ -748,8 +764,37 @@ async fn send_with_retries(
         Some(AttemptError::Io(e)) => ProxyError::Upstream(e.to_string()),
         Some(AttemptError::Upstream(e)) => ProxyError::Upstream(e),
         Some(AttemptError::ClientBody(e)) => ProxyError::ClientBody(e.message),
+        Some(e @ AttemptError::Tls(_)) => ProxyError::Connect(e.to_string()),
         None => ProxyError::Internal("no attempt made".into()),
     })
+}
+
+/// The TLS side of an attempt: the service's configuration and the server name, which is the
+/// Host sent upstream without its port (nginx's `proxy_ssl_name $upstream_host`), or the
+/// address when there is no usable name. Returns the name as text too, for the pool key.
+fn tls_target(
+    tls: &crate::tls::upstream::UpstreamTls,
+    host: Option<&HeaderValue>,
+    ip: IpAddr,
+) -> (upstream::h1::TlsTarget, Box<str>) {
+    use rustls::pki_types::ServerName;
+    let name = host
+        .and_then(|h| h.to_str().ok())
+        .map(host_without_port)
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+        .and_then(|h| ServerName::try_from(h).ok())
+        .unwrap_or_else(|| ServerName::IpAddress(ip.into()));
+    let text: Box<str> = match &name {
+        ServerName::DnsName(d) => d.as_ref().into(),
+        _ => ip.to_string().into(),
+    };
+    (
+        upstream::h1::TlsTarget {
+            config: tls.config.clone(),
+            name,
+        },
+        text,
+    )
 }
 
 /// Where the next attempt goes: a balanced target of the upstream, or the service host.

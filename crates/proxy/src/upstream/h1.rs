@@ -13,6 +13,7 @@ use crate::http::Fields;
 use crate::http::fields::{self, Known};
 use crate::http::framing::{self, Decoder, Framing, Step};
 use crate::http::timer::LazyTimer;
+use crate::transport::{Stream, TlsStream};
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -21,7 +22,6 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio::time::Sleep;
@@ -39,7 +39,7 @@ pub const SMALL_BODY: u64 = 64 * 1024;
 
 /// An upstream connection with its read buffer.
 pub struct Conn {
-    io: TcpStream,
+    io: Stream,
     buf: BytesMut,
     head: Vec<u8>,
     /// Response wait timeout, kept armed across the connection's requests.
@@ -56,16 +56,31 @@ impl std::fmt::Debug for Conn {
 
 impl Conn {
     /// Boxed: a connection outlives many requests and is moved between them and the pool.
+    /// With `tls`, the TLS handshake is part of connecting (and of its timeout), as in nginx.
     pub async fn connect(
         addr: std::net::SocketAddr,
         timeout: Duration,
+        tls: Option<&TlsTarget>,
     ) -> Result<Box<Conn>, AttemptError> {
-        let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(AttemptError::ConnectTimeout),
-            Ok(Err(e)) => return Err(AttemptError::Connect(e)),
-            Ok(Ok(s)) => s,
+        let connecting = async {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(AttemptError::Connect)?;
+            let _ = tcp.set_nodelay(true);
+            let Some(t) = tls else {
+                return Ok(Stream::Plain(tcp));
+            };
+            let tls = tokio_rustls::TlsConnector::from(t.config.clone())
+                .connect(t.name.clone(), tcp)
+                .await
+                .map_err(|e| AttemptError::Tls(crate::tls::upstream::describe(&e)))?;
+            let (tcp, conn) = tls.into_inner();
+            Ok(Stream::Tls(Box::new(TlsStream::new(tcp, conn))))
         };
-        let _ = io.set_nodelay(true);
+        let io = match tokio::time::timeout(timeout, connecting).await {
+            Err(_) => return Err(AttemptError::ConnectTimeout),
+            Ok(r) => r?,
+        };
         Ok(Box::new(Conn {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -87,12 +102,27 @@ impl Conn {
         match self.io.poll_read_ready(&mut cx) {
             Poll::Pending => true,
             Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => {
-                let mut probe = [0u8; 1];
-                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
+            Poll::Ready(Ok(())) => match &self.io {
+                Stream::Plain(tcp) => {
+                    let mut probe = [0u8; 1];
+                    matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                }
+                // Records without data (TLS 1.3 session tickets) may have come: still usable.
+                Stream::Tls(_) => {
+                    self.buf.reserve(READ_MIN_ROOM);
+                    matches!(self.io.try_read_buf(&mut self.buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                }
+            },
         }
     }
+}
+
+/// Where a TLS connection goes: the client configuration and the name to send (SNI) and
+/// verify.
+#[derive(Debug, Clone)]
+pub struct TlsTarget {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
 }
 
 /// The request line and fields to send.
@@ -283,7 +313,7 @@ async fn write_request(
 
 /// Writes all slices; tries without waiting first, so the usual case needs no timer.
 async fn write_all(
-    io: &mut TcpStream,
+    io: &mut Stream,
     parts: &[&[u8]],
     timeout: Duration,
 ) -> Result<(), AttemptError> {
@@ -298,7 +328,7 @@ async fn write_all(
             Err(e) => return Err(AttemptError::Io(e)),
         }
     }
-    if written == total {
+    if written == total && !io.is_tls() {
         return Ok(());
     }
     let rest = async {
@@ -308,10 +338,17 @@ async fn write_all(
                 skip -= p.len();
                 continue;
             }
-            io.write_all(&p[skip..]).await?;
+            let mut left = &p[skip..];
+            while !left.is_empty() {
+                match io.try_write(left) {
+                    Ok(n) => left = &left[n..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.writable().await?,
+                    Err(e) => return Err(e),
+                }
+            }
             skip = 0;
         }
-        io::Result::Ok(())
+        io.flush().await
     };
     match tokio::time::timeout(timeout, rest).await {
         Err(_) => Err(AttemptError::Timeout { write: true }),
@@ -344,22 +381,10 @@ async fn read_more(conn: &mut Conn, deadline: Instant) -> Result<usize, AttemptE
             Some(Err(e)) => return Err(AttemptError::Io(e)),
             Some(Ok(())) => {}
         }
-        let spare = buf.capacity() - buf.len();
-        let mut got = None;
-        let result = io.try_io(tokio::io::Interest::READABLE, || {
-            let n = io.try_read_buf(buf)?;
-            got = Some(n);
-            if n > 0 && n < spare {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(n)
-            }
-        });
-        match (got, result) {
-            (Some(n), _) => return Ok(n),
-            (None, Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            (None, Err(e)) => return Err(AttemptError::Io(e)),
-            (None, Ok(n)) => return Ok(n),
+        match io.read_draining(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(AttemptError::Io(e)),
         }
     }
 }

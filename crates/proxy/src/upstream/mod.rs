@@ -33,6 +33,8 @@ pub enum AttemptError {
     Upstream(String),
     /// The client's request body failed while it was being streamed.
     ClientBody(ClientFailure),
+    /// The TLS handshake failed (the reason, for the log).
+    Tls(String),
 }
 
 /// A failure on the client's side while its body streamed to the upstream.
@@ -50,7 +52,7 @@ impl AttemptError {
     pub fn before_send(&self) -> bool {
         matches!(
             self,
-            AttemptError::Connect(_) | AttemptError::ConnectTimeout
+            AttemptError::Connect(_) | AttemptError::ConnectTimeout | AttemptError::Tls(_)
         )
     }
 }
@@ -65,6 +67,7 @@ impl std::fmt::Display for AttemptError {
             AttemptError::Io(e) => write!(f, "{e}"),
             AttemptError::Upstream(e) => f.write_str(e),
             AttemptError::ClientBody(e) => write!(f, "client body: {}", e.message),
+            AttemptError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
         }
     }
 }
@@ -73,6 +76,7 @@ impl std::fmt::Display for AttemptError {
 /// The error says whether the request may have reached the upstream.
 pub async fn send(
     key: &PoolKey,
+    tls: Option<&h1::TlsTarget>,
     limits: &Limits,
     t: &Timeouts,
     head: h1::Head<'_>,
@@ -88,7 +92,7 @@ pub async fn send(
     let reused = pooled.is_some();
     let conn = match pooled {
         Some(c) => c,
-        None => h1::Conn::connect(key.addr, t.connect)
+        None => h1::Conn::connect(key.addr, t.connect, tls)
             .await
             .map_err(|e| (e, false))?,
     };

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     pub addr: SocketAddr,
+    /// TLS connections: the configuration's id and the server name, so that plain and TLS
+    /// connections, and TLS ones made under other settings or for another name, never mix.
+    pub tls: Option<(u64, Box<str>)>,
 }
 
 struct Idle {
