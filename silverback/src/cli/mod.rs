@@ -1,8 +1,9 @@
 //! Command-line verbs, named as Kong's: `start`, `stop`, `reload`, `health`, `check`,
-//! `config init|parse|settings|db_import|db_export`, `migrations`, `version`.
+//! `config init|parse|settings|db_import|db_export`, `migrations`, `hybrid gen_cert`, `version`.
 
 mod config;
 mod db;
+mod hybrid;
 pub mod instance;
 mod migrations;
 mod settings;
@@ -56,6 +57,9 @@ enum Command {
     /// Manage the database schema (database = sqlite).
     #[command(subcommand)]
     Migrations(migrations::MigrationsCommand),
+    /// Hybrid mode utilities (`gen_cert`).
+    #[command(subcommand)]
+    Hybrid(hybrid::HybridCommand),
     /// Print the version.
     Version,
 }
@@ -150,6 +154,7 @@ pub fn run() -> i32 {
             db::db_export(file.as_deref(), &common)
         }
         Command::Migrations(command) => migrations::run(command),
+        Command::Hybrid(command) => hybrid::run(command),
         Command::Version => {
             println!(
                 "Silverback {} (Kong Gateway {} compatible)",

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod collector;
+pub mod tls;
 pub mod upstream;
 
 use bytes::Bytes;
@@ -64,6 +65,10 @@ pub struct Gateway {
     pub proxy: SocketAddr,
     pub status: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// The first `ssl` proxy / Admin / status listener, when there is one.
+    pub proxy_ssl: Option<SocketAddr>,
+    pub admin_ssl: Option<SocketAddr>,
+    pub status_ssl: Option<SocketAddr>,
     pub env: Vec<(String, String)>,
     pub log: PathBuf,
 }
@@ -113,6 +118,9 @@ impl GatewayBuilder {
             proxy: "127.0.0.1:1".parse().unwrap(),
             status: None,
             admin: None,
+            proxy_ssl: None,
+            admin_ssl: None,
+            status_ssl: None,
             env,
             log,
         };
@@ -194,7 +202,11 @@ impl Gateway {
             if let Ok(text) = std::fs::read_to_string(&file)
                 && let Ok(v) = serde_json::from_str::<Value>(&text)
             {
-                self.proxy = v["proxy"][0].as_str().unwrap().parse().unwrap();
+                let first = |name: &str| v[name][0].as_str().and_then(|s| s.parse().ok());
+                self.proxy_ssl = first("proxy_ssl");
+                self.admin_ssl = first("admin_ssl");
+                self.status_ssl = first("status_ssl");
+                self.proxy = first("proxy").or(self.proxy_ssl).expect("a proxy listener");
                 self.status = v["status"][0].as_str().and_then(|s| s.parse().ok());
                 self.admin = v["admin"][0].as_str().and_then(|s| s.parse().ok());
                 return;

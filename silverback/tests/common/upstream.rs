@@ -66,6 +66,21 @@ impl Upstream {
 
     /// Like `start_on`, but reports a failure to bind (e.g. a privileged port).
     pub fn try_start_on(addr: SocketAddr, name: &str) -> std::io::Result<Upstream> {
+        Self::serve(addr, name, None)
+    }
+
+    /// The same behaviour over TLS with the given server configuration (a failed handshake
+    /// closes the connection).
+    pub fn start_tls(name: &str, config: Arc<rustls::ServerConfig>) -> Upstream {
+        Self::serve("127.0.0.1:0".parse().unwrap(), name, Some(config)).unwrap()
+    }
+
+    fn serve(
+        addr: SocketAddr,
+        name: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Upstream> {
+        let tls = tls.map(tokio_rustls::TlsAcceptor::from);
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
@@ -91,14 +106,24 @@ impl Upstream {
                     conns_c.fetch_add(1, Ordering::Relaxed);
                     let name = name_s.clone();
                     let hits = hits_c.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let svc = service_fn(move |req| {
                             hits.fetch_add(1, Ordering::Relaxed);
                             respond(req, name.clone(), peer)
                         });
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
+                        let builder =
+                            hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        match tls {
+                            None => {
+                                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                            Some(acceptor) => {
+                                if let Ok(s) = acceptor.accept(stream).await {
+                                    let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                                }
+                            }
+                        }
                     });
                 }
             });
