@@ -423,6 +423,9 @@ pub fn common_name(der: &CertificateDer<'_>) -> String {
         .to_string()
 }
 
+/// The server names test upstreams saw, one per handshake.
+pub type SeenNames = Arc<Mutex<Vec<Option<String>>>>;
+
 /// Serves `chain` and records the SNI of every handshake (None: the client sent none).
 #[derive(Debug)]
 struct RecordSni(
@@ -447,7 +450,7 @@ impl rustls::server::ResolvesServerCert for RecordSni {
 pub fn server_config_recording(
     chain: &[&str],
     key: &str,
-) -> (Arc<rustls::ServerConfig>, Arc<Mutex<Vec<Option<String>>>>) {
+) -> (Arc<rustls::ServerConfig>, SeenNames) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certs: Vec<CertificateDer<'static>> = chain
         .iter()
