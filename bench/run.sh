@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # Side-by-side proxy benchmark: Silverback against nginx, nginx+Lua (Kong-style key-auth +
 # rate-limit in Lua) and HAProxy, all with one worker, in front of the same upstream nginx.
+# HTTPS (keepalive): Silverback terminating TLS against nginx terminating TLS (nginx-tls.conf
+# here), same certificate, same upstream.
 # The rate-limiting redis route needs a Redis at 127.0.0.1:6379 (it uses database 15).
 # Uses ../shared/bench (peers.sh, compare.py). Prints req/s, p99, CPU µs per request and ratios.
-#   bench/run.sh [--rounds N] [--duration S] [--connections C]
+#   bench/run.sh [--https-only] [--rounds N] [--duration S] [--connections C]
+# SB_BENCH_BIN=<binary> skips the release build (to check the script, not to measure).
+# --https-only: only the plain and HTTPS no-plugin routes (the peers are always measured).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SILVERBACK_BENCH_SHARED:-$root/../shared/bench}
 work=$(mktemp -d /tmp/silverback-bench.XXXXXX)
 port=19010
+tls_port=19011
+nginx_tls_port=19004
+https_only=0
+args=()
+for a in "$@"; do
+  if [ "$a" = --https-only ]; then https_only=1; else args+=("$a"); fi
+done
 
 need_install=0
 command -v wrk >/dev/null || need_install=1
@@ -21,16 +32,25 @@ if [ "$need_install" = 1 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall libnginx-mod-http-lua >/dev/null
 fi
 
-(cd "$root" && cargo build --release -q -p silverback)
+# SB_BENCH_BIN: a binary already built (checking the script); else the release build.
+bin=${SB_BENCH_BIN:-$root/target/release/silverback}
+[ -n "${SB_BENCH_BIN:-}" ] || (cd "$root" && cargo build --release -q -p silverback)
 # Stale peers from an earlier run would share the ports (reuseport) and skew the CPU figures.
 bash "$shared/peers.sh" stop >/dev/null 2>&1 || true
-for p in 19000 19001 19002 19003 "$port"; do
+for p in 19000 19001 19002 19003 "$port" "$tls_port" "$nginx_tls_port"; do
   for pid in $(ss -ltnpH "sport = :$p" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
     kill "$pid" 2>/dev/null || true
   done
 done
 sleep 0.5
 bash "$shared/peers.sh" start
+
+# One certificate for both TLS terminators (ECDSA P-256, what Silverback generates by default).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+  -subj /CN=bench.test -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+sed -e "s#@DIR@#$work#g" -e "s#@CERT@#$work/tls.crt#g" -e "s#@KEY@#$work/tls.key#g" \
+  "$root/bench/nginx-tls.conf" > "$work/nginx-tls.conf"
+nginx -p "$work" -c "$work/nginx-tls.conf"
 
 # One route per plugin set under test, same service: the no-plugin route is the baseline the
 # plugin routes' added CPU is measured against. compare.py sends `apikey: bench-key` with every
@@ -121,34 +141,50 @@ YAML
 SILVERBACK_PREFIX="$work/prefix" \
 SILVERBACK_DATABASE=off \
 SILVERBACK_DECLARATIVE_CONFIG="$work/kong.yml" \
-SILVERBACK_PROXY_LISTEN="127.0.0.1:$port" \
+SILVERBACK_PROXY_LISTEN="127.0.0.1:$port, 127.0.0.1:$tls_port ssl" \
+SILVERBACK_SSL_CERT="$work/tls.crt" \
+SILVERBACK_SSL_CERT_KEY="$work/tls.key" \
 SILVERBACK_STATUS_LISTEN=off \
 SILVERBACK_ADMIN_LISTEN=off \
 SILVERBACK_WORKER_THREADS=1 \
 SILVERBACK_LOG_LEVEL=error \
-  "$root/target/release/silverback" start &
+  "$bin" start &
 sb=$!
 cleanup() {
   kill "$sb" 2>/dev/null || true
   wait "$sb" 2>/dev/null || true
+  [ -f "$work/nginx-tls.pid" ] && kill "$(cat "$work/nginx-tls.pid")" 2>/dev/null || true
   bash "$shared/peers.sh" stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 for _ in $(seq 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
+  curl -sf -o /dev/null "http://127.0.0.1:$port/" &&
+    curl -sfk -o /dev/null "https://127.0.0.1:$tls_port/" &&
+    curl -sfk -o /dev/null "https://127.0.0.1:$nginx_tls_port/" && break
+  kill -0 "$sb" 2>/dev/null || { echo "silverback exited" >&2; exit 1; }
   sleep 0.1
 done
 
-python3 "$shared/compare.py" --header "Authorization: Basic $(printf bench:bench-pass | base64)" "$@" \
-  "silverback=$sb=http://127.0.0.1:$port/" \
-  "sb+key-auth=$sb=http://127.0.0.1:$port/key-auth" \
-  "sb+jwt-hs256=$sb=http://127.0.0.1:$port/jwt?jwt=$hs_token" \
-  "sb+jwt-rs256=$sb=http://127.0.0.1:$port/jwt?jwt=$rs_token" \
-  "sb+basic-auth=$sb=http://127.0.0.1:$port/basic-auth" \
-  "sb+key-auth+rl=$sb=http://127.0.0.1:$port/key-auth-rl" \
-  "sb+prometheus=$sb=http://127.0.0.1:$port/prometheus" \
-  "sb+key-auth+rl-redis=$sb=http://127.0.0.1:$port/key-auth-rl-redis" | tee "$work/out.txt"
+nginx_tls=$(cat "$work/nginx-tls.pid")
+targets=(
+  "silverback=$sb=http://127.0.0.1:$port/"
+  "nginx-https=$nginx_tls=https://127.0.0.1:$nginx_tls_port/"
+  "sb-https=$sb=https://127.0.0.1:$tls_port/"
+)
+if [ "$https_only" = 0 ]; then
+  targets+=(
+    "sb+key-auth=$sb=http://127.0.0.1:$port/key-auth"
+    "sb+jwt-hs256=$sb=http://127.0.0.1:$port/jwt?jwt=$hs_token"
+    "sb+jwt-rs256=$sb=http://127.0.0.1:$port/jwt?jwt=$rs_token"
+    "sb+basic-auth=$sb=http://127.0.0.1:$port/basic-auth"
+    "sb+key-auth+rl=$sb=http://127.0.0.1:$port/key-auth-rl"
+    "sb+prometheus=$sb=http://127.0.0.1:$port/prometheus"
+    "sb+key-auth+rl-redis=$sb=http://127.0.0.1:$port/key-auth-rl-redis"
+  )
+fi
+python3 "$shared/compare.py" --header "Authorization: Basic $(printf bench:bench-pass | base64)" \
+  ${args[@]+"${args[@]}"} "${targets[@]}" | tee "$work/out.txt"
 
 # The added CPU per request of each plugin route over the no-plugin route, and its throughput.
 python3 - "$work/out.txt" <<'PY'
@@ -159,6 +195,10 @@ for line in open(sys.argv[1]):
     if len(f) == 5 and f[1].replace('.', '').isdigit():
         rows[f[0]] = (float(f[1]), float(f[3]))
 base = rows.get("silverback")
+tls, nginx_tls = rows.get("sb-https"), rows.get("nginx-https")
+if tls and nginx_tls:
+    print(f"HTTPS: Silverback {tls[1]:.1f} us CPU per request, nginx {nginx_tls[1]:.1f} us "
+          f"({tls[1] / nginx_tls[1]:.2f}x); req/s {tls[0] / nginx_tls[0]:.2f}x of nginx's")
 if base:
     for name, (rps, cpu) in rows.items():
         if name.startswith("sb+"):
