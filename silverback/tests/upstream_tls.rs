@@ -128,12 +128,15 @@ async fn mutual_tls_with_client_certificate_and_keepalive() {
             &up,
             &format!("  client_certificate: \"{CLIENT_CERT_ID}\"\n"),
         ),
+        // Through an upstream entity: its client_certificate serves when the service has none.
+        "- name: via-upstream\n  url: https://mtls-upstream\n  routes:\n  - name: via-upstream\n    paths: [\"/via-upstream\"]\n    preserve_host: true\n".to_string(),
     ]
     .concat();
     let yaml = format!(
-        "_format_version: \"3.0\"\ncertificates:\n- id: {CLIENT_CERT_ID}\n  cert: {}\n  key: {}\nservices:\n{services}",
+        "_format_version: \"3.0\"\ncertificates:\n- id: {CLIENT_CERT_ID}\n  cert: {}\n  key: {}\nupstreams:\n- name: mtls-upstream\n  client_certificate: \"{CLIENT_CERT_ID}\"\n  targets:\n  - target: {}\nservices:\n{services}",
         yaml_block(&client.cert, 4),
         yaml_block(&client.key, 4),
+        up.addr,
     );
     let gw = Gateway::with_config(&yaml).start();
     let r = get_host(&gw, "/anonymous", "mtls.test").await;

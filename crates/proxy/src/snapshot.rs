@@ -189,7 +189,12 @@ impl Snapshot {
     ) -> Result<Snapshot, SnapshotError> {
         let targets = config.targets()?;
         let mut balancers: HashMap<String, Arc<Balancer>> = HashMap::new();
+        // Kong presents an upstream's client_certificate when the service has none.
+        let mut upstream_client_certs: HashMap<String, Uuid> = HashMap::new();
         for upstream in config.upstreams()? {
+            if let Some(fk) = &upstream.client_certificate {
+                upstream_client_certs.insert(upstream.name.to_ascii_lowercase(), fk.id);
+            }
             let own: Vec<_> = targets
                 .iter()
                 .filter(|t| t.upstream.id == upstream.id)
@@ -214,8 +219,14 @@ impl Snapshot {
         for (row, s) in typed_rows(&config, "services", previous.map(|p| &p.typed.services))? {
             let mut compiled = compile_service(&s, &row, &balancers);
             if s.protocol == "https" {
-                let tls =
-                    crate::tls::upstream::for_service(&s, &config, &certs_by_id, previous_tls);
+                let fallback = upstream_client_certs.get(&s.host.to_ascii_lowercase());
+                let tls = crate::tls::upstream::for_service(
+                    &s,
+                    fallback.copied(),
+                    &config,
+                    &certs_by_id,
+                    previous_tls,
+                );
                 upstream_tls.insert(tls.id, tls.clone());
                 compiled.tls = Some(tls);
             }

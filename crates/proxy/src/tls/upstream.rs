@@ -106,11 +106,14 @@ impl Inputs<'_> {
     }
 }
 
-/// Compiles (or reuses from `previous`) the TLS configuration of an https service. Missing
-/// CA or certificate rows were refused by validation; one that cannot be used is logged and
-/// left out, so the handshake fails the way Kong's does.
+/// Compiles (or reuses from `previous`) the TLS configuration of an https service.
+/// `upstream_client_certificate` is the certificate of the upstream the service points at, used
+/// when the service has none (Kong's fallback). Missing CA or certificate rows were refused by
+/// validation; one that cannot be used is logged and left out, so the handshake fails the way
+/// Kong's does.
 pub fn for_service(
     service: &Service,
+    upstream_client_certificate: Option<Uuid>,
     config: &Config,
     certificates: &HashMap<Uuid, Certificate>,
     previous: &HashMap<u64, Arc<UpstreamTls>>,
@@ -134,7 +137,9 @@ pub fn for_service(
     let client = service
         .client_certificate
         .as_ref()
-        .and_then(|fk| certificates.get(&fk.id))
+        .map(|fk| fk.id)
+        .or(upstream_client_certificate)
+        .and_then(|id| certificates.get(&id))
         .map(|c| (c.cert.as_str(), c.key.as_str()));
     let inputs = Inputs {
         verify: service.tls_verify.unwrap_or(d.verify),
