@@ -180,3 +180,35 @@ async fn global_verify_setting_applies_when_tls_verify_is_unset() {
     // tls_verify = false wins over the global setting.
     assert_eq!(get_host(&gw, "/verifyoff", "wrong.test").await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_bodies_both_ways_over_tls_on_both_sides() {
+    let ca = tls::Ca::new("upstream ca");
+    let leaf = ca.leaf(&["big.test"], Key::Ecdsa, Validity::Current);
+    let up = Upstream::start_tls("big", tls::server_config(&[&leaf.cert], &leaf.key, None));
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n{}",
+        service("big", &up, "")
+    );
+    let gw = Gateway::with_config(&yaml)
+        .setting("proxy_listen", "127.0.0.1:0, 127.0.0.1:0 ssl")
+        .start();
+    let addr = gw.proxy_ssl.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(tls::Seen::default()));
+    let config = tls::client_config(&tls::ClientOpts::default(), seen.clone());
+    let mut http = tls::Conn::open(addr, "big.test", config, seen)
+        .await
+        .http()
+        .await;
+    // 3 MB streamed down, then 2 MB up (buffered to a temp file, then replayed), on one
+    // client connection.
+    let r = http.get("big.test", "/big/big/3000000").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 3_000_000);
+    let body = bytes::Bytes::from(vec![b'x'; 2_000_000]);
+    let r = http
+        .send_body("POST", "big.test", "/big/sink", &[], body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["received"], 2_000_000);
+}

@@ -363,6 +363,18 @@ impl Http {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Reply {
+        self.send_body(method, host, path, headers, Bytes::new())
+            .await
+    }
+
+    pub async fn send_body(
+        &mut self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Reply {
         let mut b = hyper::Request::builder().method(method);
         b = match self {
             Http::H1(_) => b.uri(path).header("host", host),
@@ -371,7 +383,7 @@ impl Http {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let req = b.body(Full::new(Bytes::new())).unwrap();
+        let req = b.body(Full::new(body)).unwrap();
         let resp = match self {
             Http::H1(s) => {
                 s.ready().await.unwrap();
