@@ -399,3 +399,45 @@ fn hybrid_gen_cert_writes_a_pair_once() {
         "{out}"
     );
 }
+
+/// Whether a second handshake of the same client resumes the first one's session.
+async fn resumes(
+    addr: std::net::SocketAddr,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> bool {
+    let opts = ClientOpts {
+        versions: vec![version],
+        ..ClientOpts::default()
+    };
+    let seen = Arc::new(Mutex::new(tls::Seen::default()));
+    let config = tls::client_config(&opts, seen.clone());
+    let mut http = tls::Conn::open(addr, "r.test", config.clone(), seen.clone())
+        .await
+        .http()
+        .await;
+    // A request makes the client read the tickets sent after the handshake.
+    http.get("r.test", "/").await;
+    drop(http);
+    tls::Conn::open(addr, "r.test", config, seen)
+        .await
+        .resumed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resumption_by_session_cache_without_tickets() {
+    let gw = Gateway::without_config()
+        .setting("proxy_listen", "127.0.0.1:0 ssl")
+        .setting("ssl_session_tickets", "off")
+        .start();
+    let addr = gw.proxy_ssl.unwrap();
+    assert!(resumes(addr, &rustls::version::TLS12).await);
+    assert!(resumes(addr, &rustls::version::TLS13).await);
+    let gw = Gateway::without_config()
+        .setting("proxy_listen", "127.0.0.1:0 ssl")
+        .setting("ssl_session_tickets", "off")
+        .setting("ssl_session_cache_size", "0")
+        .start();
+    let addr = gw.proxy_ssl.unwrap();
+    assert!(!resumes(addr, &rustls::version::TLS12).await);
+    assert!(!resumes(addr, &rustls::version::TLS13).await);
+}

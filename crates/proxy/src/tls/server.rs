@@ -205,7 +205,12 @@ pub fn server_config(
     if let Some(t) = &sessions.ticketer {
         config.ticketer = t.clone();
     }
-    config.send_tls13_tickets = if sessions.ticketer.is_some() { 2 } else { 0 };
+    // TLS 1.3 resumes with tickets either way: stateless ones, or ids into the session cache.
+    config.send_tls13_tickets = if sessions.ticketer.is_some() || sessions.cached {
+        2
+    } else {
+        0
+    };
     Ok(Arc::new(config))
 }
 
@@ -214,6 +219,7 @@ pub fn server_config(
 #[derive(Clone)]
 pub struct Sessions {
     cache: Arc<dyn rustls::server::StoresServerSessions>,
+    cached: bool,
     ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
 }
 
@@ -242,7 +248,11 @@ impl Sessions {
         } else {
             None
         };
-        Ok(Sessions { cache, ticketer })
+        Ok(Sessions {
+            cache,
+            cached: entries > 0,
+            ticketer,
+        })
     }
 }
 
