@@ -42,6 +42,17 @@ impl Write for Conn {
 }
 
 impl Conn {
+    /// Sets the write (`send`) and read timeouts of an established connection.
+    pub fn set_timeouts(&self, send: Duration, read: Duration) -> std::io::Result<()> {
+        let sock = match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock,
+        };
+        let min = Duration::from_millis(1);
+        sock.set_write_timeout(Some(send.max(min)))?;
+        sock.set_read_timeout(Some(read.max(min)))
+    }
+
     /// Whether the server closed a kept-alive connection (a write to it would seem to succeed
     /// and the entry be lost).
     pub fn is_closed(&self) -> bool {

@@ -14,6 +14,7 @@ mod http_log;
 mod ip_restriction;
 mod jwt;
 mod key_auth;
+mod log_http;
 mod log_schema;
 pub mod log_sink;
 mod log_transport;
