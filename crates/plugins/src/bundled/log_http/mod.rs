@@ -3,7 +3,7 @@
 
 mod endpoint;
 
-use crate::bundled::log_transport::{Conn, connect};
+use crate::bundled::log_transport::{Conn, Verify, connect_verifying};
 use base64::Engine;
 pub(crate) use endpoint::Endpoint;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -37,6 +37,8 @@ pub(crate) struct HttpPost {
     pub endpoint: Endpoint,
     /// Which answers mean delivered (http-log: any 2xx; opentelemetry: 200 only, as Kong).
     pub accepts: fn(u16) -> bool,
+    /// How an `https` endpoint's certificate is checked (http-log: not at all, as Kong's).
+    pub verify: Verify,
     /// The kept-alive connection and when it was last used.
     conn: Option<(BufReader<Conn>, Instant)>,
 }
@@ -59,6 +61,7 @@ impl HttpPost {
             headers: Vec::new(),
             endpoint,
             accepts: |status| status < 300,
+            verify: Verify::Nothing,
             conn: None,
         }
     }
@@ -79,7 +82,7 @@ impl HttpPost {
         }
         let e = &self.endpoint;
         let sni = e.tls.then_some(None);
-        let conn = connect(&e.host, e.port, self.timeouts.connect, sni)?;
+        let conn = connect_verifying(&e.host, e.port, self.timeouts.connect, sni, self.verify)?;
         conn.set_timeouts(self.timeouts.send, self.timeouts.read)
             .map_err(|e| {
                 format!(
