@@ -4,6 +4,7 @@
 //! (`key = value`, `#` comments), `SILVERBACK_<NAME>` environment variables, command-line flags.
 //! The environment is passed in (not read here) so tests can hand over a map.
 
+mod instrumentation;
 mod listen;
 mod table;
 mod tls;
@@ -155,6 +156,10 @@ pub struct Settings {
     pub syslog_socket: PathBuf,
     /// Certificates, protocols and verification of the TLS listeners and upstreams.
     pub tls: TlsSettings,
+    /// `tracing_instrumentations`: `off`, `all` or the instrumentation names.
+    pub tracing_instrumentations: Vec<String>,
+    /// `tracing_sampling_rate`, between 0 and 1.
+    pub tracing_sampling_rate: f64,
     /// Settings that were accepted but do nothing here, to be logged once at start.
     pub warnings: Vec<String>,
     /// Every setting's value as given, secrets replaced by `******` (Admin API `GET /`).
@@ -301,6 +306,8 @@ impl RawSettings {
             syslog_socket: PathBuf::from(self.get("syslog_socket").trim()),
             proxy_access_log: None,
             tls: self.parse_tls(&mut check),
+            tracing_instrumentations: Vec::new(),
+            tracing_sampling_rate: 0.01,
             warnings: self.warnings.clone(),
             shown: self
                 .values
@@ -398,6 +405,16 @@ impl RawSettings {
         check(
             "router_flavor",
             parse_router_flavor(self.get("router_flavor")).map(|v| s.router_flavor = v),
+        );
+        check(
+            "tracing_instrumentations",
+            instrumentation::parse_instrumentations(self.get("tracing_instrumentations"))
+                .map(|v| s.tracing_instrumentations = v),
+        );
+        check(
+            "tracing_sampling_rate",
+            instrumentation::parse_sampling_rate(self.get("tracing_sampling_rate"))
+                .map(|v| s.tracing_sampling_rate = v),
         );
         if errors.is_empty() {
             Ok(s)

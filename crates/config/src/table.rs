@@ -222,6 +222,16 @@ pub const SETTINGS: &[SettingDef] = &[
         "The local syslog daemon's Unix datagram socket, where the syslog plugin sends entries. (Silverback only: Kong always uses `/dev/log`.)",
     ),
     def(
+        "tracing_instrumentations",
+        "off",
+        "Which spans the opentelemetry plugin exports: `off` (it only propagates trace headers), `all`, or a list of `request` (the request's `kong` span), `balancer` (a `kong.balancer` span per upstream try); Kong's other types (`db_query`, `dns_query`, `router`, `http_client`, `plugin_rewrite`, `plugin_access`, `plugin_header_filter`) are accepted and produce no spans yet.",
+    ),
+    def(
+        "tracing_sampling_rate",
+        "0.01",
+        "Share of traces sampled (0 to 1) when the opentelemetry plugin's `sampling_rate` is not set; a trace the caller marked as not sampled never is.",
+    ),
+    def(
         "router_flavor",
         "traditional_compatible",
         "Routing semantics: traditional_compatible, or traditional (same matching; only traditional honours path_handling v1).",
@@ -308,6 +318,11 @@ pub const ALIASES: &[(&str, &str)] = &[
     (
         "nginx_http_proxy_ssl_verify",
         "nginx_proxy_proxy_ssl_verify",
+    ),
+    ("opentelemetry_tracing", "tracing_instrumentations"),
+    (
+        "opentelemetry_tracing_sampling_rate",
+        "tracing_sampling_rate",
     ),
 ];
 

@@ -79,6 +79,11 @@ impl Run {
         self.phases.serialize
     }
 
+    /// Whether a plugin's `log` reads the upstream attempts (then the proxy records them).
+    pub fn records_tries(&self) -> bool {
+        self.phases.serialize || self.phases.tries
+    }
+
     /// Whether the response body must go through `body_filter` or the request through `log`.
     pub fn needs_body_hooks(&self) -> bool {
         self.phases.body_filter || self.phases.log

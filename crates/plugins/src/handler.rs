@@ -74,6 +74,9 @@ pub struct Phases {
     /// `log` builds Kong's log record (`pdk::serialize`), which needs the response head as
     /// sent: the proxy keeps a copy of it only for chains with such a plugin.
     pub serialize: bool,
+    /// `log` reads the upstream attempts with their timing and host (tracing): the proxy
+    /// records them for chains with such a plugin (and for those that serialize).
+    pub tries: bool,
 }
 
 impl Phases {
@@ -84,6 +87,7 @@ impl Phases {
         body_filter: false,
         log: false,
         serialize: false,
+        tries: false,
     };
 
     pub fn union(self, o: Phases) -> Phases {
@@ -94,6 +98,7 @@ impl Phases {
             body_filter: self.body_filter || o.body_filter,
             log: self.log || o.log,
             serialize: self.serialize || o.serialize,
+            tries: self.tries || o.tries,
         }
     }
 }

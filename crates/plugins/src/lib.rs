@@ -39,3 +39,8 @@ pub mod logs {
     pub use crate::bundled::log_sink::{dropped_counts, dropped_exposition, wait_drained};
     pub use crate::bundled::syslog::set_socket as set_syslog_socket;
 }
+
+/// The node's tracing settings, read by the opentelemetry plugin when it is built.
+pub mod tracing_settings {
+    pub use crate::bundled::opentelemetry::instrumentation::{Instrumentation, configure};
+}

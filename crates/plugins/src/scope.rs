@@ -340,6 +340,7 @@ mod tests {
                     body_filter: true,
                     log: true,
                     serialize: false,
+                    tries: false,
                 },
                 build: |_| Ok(Arc::new(Filter)),
                 ..def("filter", 5, false)

@@ -95,6 +95,11 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
     silverback_plugins::logs::set_syslog_socket(settings.syslog_socket.clone());
     // Before the first snapshot compiles its upstream TLS configurations.
     silverback_proxy::tls::upstream::init(&settings.tls)?;
+    silverback_plugins::tracing_settings::configure(
+        &settings.tracing_instrumentations,
+        settings.tracing_sampling_rate,
+        shared.node_id.to_string(),
+    );
     let source = Arc::new(control.block_on(Source::open(&settings))?);
     let runtime = plugin_runtime(&source, control.handle(), settings.mem_cache_size);
     if let Source::Sqlite(db) = &*source {

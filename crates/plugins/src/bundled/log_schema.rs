@@ -6,7 +6,18 @@ use silverback_model::schema::{Field, Record};
 
 /// Kong's `queue` record with its defaults.
 pub(crate) fn queue() -> Field {
-    Field::record(Record::new(vec![
+    Field::record(queue_record()).required()
+}
+
+/// The `queue` record of a plugin that declares its own default for it (opentelemetry:
+/// `{max_batch_size = 200}`): used when `queue` is absent; a given `queue` record gets the
+/// record's own defaults, as in Kong.
+pub(crate) fn queue_with_default(default: Value) -> Field {
+    Field::record(queue_record()).required().default(default)
+}
+
+fn queue_record() -> Record {
+    Record::new(vec![
         (
             "max_batch_size",
             Field::integer().default(1).between(1, 1_000_000),
@@ -33,8 +44,7 @@ pub(crate) fn queue() -> Field {
             "concurrency_limit",
             Field::integer().default(1).one_of([-1, 1]),
         ),
-    ]))
-    .required()
+    ])
 }
 
 fn between(f: Field, min: f64, max: f64) -> Field {

@@ -42,6 +42,17 @@ impl Write for Conn {
 }
 
 impl Conn {
+    /// Sets the write (`send`) and read timeouts of an established connection.
+    pub fn set_timeouts(&self, send: Duration, read: Duration) -> std::io::Result<()> {
+        let sock = match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock,
+        };
+        let min = Duration::from_millis(1);
+        sock.set_write_timeout(Some(send.max(min)))?;
+        sock.set_read_timeout(Some(read.max(min)))
+    }
+
     /// Whether the server closed a kept-alive connection (a write to it would seem to succeed
     /// and the entry be lost).
     pub fn is_closed(&self) -> bool {
@@ -62,13 +73,35 @@ impl Conn {
     }
 }
 
+/// How a TLS connection checks the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verify {
+    /// Any certificate (Kong's log plugins).
+    Nothing,
+    /// A certificate chaining to the system's trusted roots for the host (Kong's default
+    /// `lua_ssl_trusted_certificate = system` with verification on, as lua-resty-http does).
+    SystemRoots,
+}
+
 /// Connects to `host:port` within `timeout` (also the read and write timeout); with `tls`,
-/// does a TLS handshake sending `sni` (or the host when it is a name).
+/// does a TLS handshake sending `sni` (or the host when it is a name), without verifying the
+/// server's certificate.
 pub(crate) fn connect(
     host: &str,
     port: u16,
     timeout: Duration,
     tls: Option<Option<&str>>,
+) -> Result<Conn, String> {
+    connect_verifying(host, port, timeout, tls, Verify::Nothing)
+}
+
+/// [`connect`], checking the server's certificate as `verify` says.
+pub(crate) fn connect_verifying(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    tls: Option<Option<&str>>,
+    verify: Verify,
 ) -> Result<Conn, String> {
     let timeout = timeout.max(Duration::from_millis(1));
     let addrs = (host, port)
@@ -97,8 +130,11 @@ pub(crate) fn connect(
     let name = sni.unwrap_or(host);
     let server_name = ServerName::try_from(name.to_string())
         .map_err(|e| format!("invalid TLS server name {name}: {e}"))?;
-    let conn =
-        ClientConnection::new(TLS_CONFIG.clone()?, server_name).map_err(|e| format!("TLS: {e}"))?;
+    let config = match verify {
+        Verify::Nothing => TLS_CONFIG.clone()?,
+        Verify::SystemRoots => VERIFYING_TLS_CONFIG.clone()?,
+    };
+    let conn = ClientConnection::new(config, server_name).map_err(|e| format!("TLS: {e}"))?;
     let mut tls = StreamOwned::new(conn, stream);
     // Handshake now, so a failure is reported as a connection failure.
     while tls.conn.is_handshaking() {
@@ -121,6 +157,22 @@ static TLS_CONFIG: LazyLock<Result<Arc<ClientConfig>, String>> = LazyLock::new(|
                     .with_no_client_auth(),
             )
         })
+        .map_err(|e| format!("TLS: {e}"))
+});
+
+static VERIFYING_TLS_CONFIG: LazyLock<Result<Arc<ClientConfig>, String>> = LazyLock::new(|| {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        tracing::warn!(
+            "no trusted CA certificates found on this system: TLS servers cannot be verified"
+        );
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
         .map_err(|e| format!("TLS: {e}"))
 });
 

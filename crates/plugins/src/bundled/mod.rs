@@ -14,10 +14,12 @@ mod http_log;
 mod ip_restriction;
 mod jwt;
 mod key_auth;
+mod log_http;
 mod log_schema;
 pub mod log_sink;
 mod log_transport;
 mod oauth2;
+pub(crate) mod opentelemetry;
 pub(crate) mod prometheus;
 pub(crate) mod proxy_cache;
 mod rate_limiting;
@@ -48,6 +50,7 @@ pub(crate) fn all() -> Vec<PluginDef> {
         jwt::definition(),
         key_auth::definition(),
         oauth2::definition(),
+        opentelemetry::definition(),
         proxy_cache::definition(),
         prometheus::definition(),
         rate_limiting::definition(),

@@ -31,6 +31,9 @@ pub struct Served {
     pub upstream_status: Option<u16>,
     /// Each attempt to reach the upstream, in order (Kong's `balancer_data.tries`).
     pub tries: Vec<Try>,
+    /// The name of the host the last attempt went to (Kong's `balancer_data.hostname`: the
+    /// service host, or the upstream's `host_header`, else the target's host).
+    pub upstream_host_name: Option<std::sync::Arc<str>>,
     /// The request's headers as the access phase left them, before the proxy added its own
     /// (`X-Forwarded-*`, `Via` ...): what Kong's log record shows. Kept only for chains with a
     /// plugin that serializes.
@@ -41,8 +44,10 @@ pub struct Served {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Try {
     pub addr: SocketAddr,
-    /// When the attempt started, in milliseconds after the request did.
-    pub start_offset_ms: u64,
+    /// When the attempt started, after the request did.
+    pub started: Duration,
+    /// When a failed attempt ended (the failure was known), after the request started.
+    pub ended: Option<Duration>,
     /// Set when the attempt failed: nginx's state code for it (502, 504).
     pub failed_status: Option<u16>,
 }

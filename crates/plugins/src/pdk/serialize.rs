@@ -94,7 +94,7 @@ pub fn serialize(ctx: &Ctx) -> Value {
                 let mut v = json!({
                     "ip": t.addr.ip().to_canonical().to_string(),
                     "port": t.addr.port(),
-                    "balancer_start": started_at + t.start_offset_ms,
+                    "balancer_start": started_at + millis(t.started),
                     "balancer_latency": 0,
                 });
                 if let Some(code) = t.failed_status {
@@ -132,7 +132,7 @@ pub fn serialize(ctx: &Ctx) -> Value {
 
 /// nginx's `$host`: the Host (or HTTP/2 authority) without port, lower case; the server
 /// address when there is none.
-fn host_of(ctx: &Ctx) -> String {
+pub(crate) fn host_of(ctx: &Ctx) -> String {
     let authority = ctx
         .request
         .authority

@@ -527,11 +527,12 @@ async fn proxy(
     if let Some(p) = plugged.as_mut() {
         p.ctx.served.kong_latency = Some(sent_at.duration_since(started));
     }
-    // The upstream URI and the tries are only for log records: other chains skip them.
-    let serializing = plugged.as_mut().filter(|p| p.run.serializes());
-    let tries = serializing.map(|p| {
+    // The upstream URI and the tries are only for log records and traces: other chains skip
+    // them.
+    let recording = plugged.as_mut().filter(|p| p.run.records_tries());
+    let tries = recording.map(|p| {
         p.ctx.served.upstream_uri = Some(target.clone());
-        &mut p.ctx.served.tries
+        &mut p.ctx.served
     });
     let rid = request_id.to_str().unwrap_or_default();
     let sent = send_with_retries(conn, &service, &head, body, started, rid, tries).await;
@@ -667,7 +668,7 @@ async fn send_with_retries(
     body: RequestBody<'_>,
     started: Instant,
     request_id: &str,
-    mut tries: Option<&mut Vec<silverback_plugins::pdk::Try>>,
+    mut served: Option<&mut silverback_plugins::pdk::Served>,
 ) -> Result<upstream::h1::Response, ProxyError> {
     let settings = &conn.shared.settings;
     let timeouts = Timeouts {
@@ -681,7 +682,12 @@ async fn send_with_retries(
     let mut body = Some(body);
     let mut last_err = None;
     for attempt in 0..attempts {
-        let (addr, host_header, picked) = pick_target(conn, service, &tried).await?;
+        let Picked {
+            addr,
+            host_header,
+            index: picked,
+            name,
+        } = pick_target(conn, service, &tried).await?;
         let Some(this_body) = body.take() else { break };
         let next_body = if attempt + 1 < attempts {
             this_body.replay()
@@ -694,17 +700,21 @@ async fn send_with_retries(
             host: head.preserved_host.or(host_header.as_ref()),
             fields: head.fields,
         };
-        if let Some(t) = tries.as_deref_mut() {
-            t.push(silverback_plugins::pdk::Try {
+        if let Some(s) = served.as_deref_mut() {
+            s.tries.push(silverback_plugins::pdk::Try {
                 addr,
-                start_offset_ms: silverback_plugins::pdk::log::millis(started.elapsed()),
+                started: started.elapsed(),
+                ended: None,
                 failed_status: None,
             });
+            if s.upstream_host_name.as_deref() != Some(name) {
+                s.upstream_host_name = Some(name.into());
+            }
         }
         let (tls, tls_key) = match &service.tls {
             Some(t) => {
-                let (target, name) = tls_target(t, req.host, addr.ip());
-                (Some(target), Some((t.id, name)))
+                let (target, server_name) = tls_target(t, req.host, addr.ip());
+                (Some(target), Some((t.id, server_name)))
             }
             None => (None, None),
         };
@@ -730,12 +740,13 @@ async fn send_with_retries(
                         ProxyError::ClientBody(reason.message)
                     });
                 }
-                if let Some(last) = tries.as_deref_mut().and_then(|t| t.last_mut()) {
+                if let Some(last) = served.as_deref_mut().and_then(|s| s.tries.last_mut()) {
                     let timeout = matches!(
                         e,
                         AttemptError::Timeout { .. } | AttemptError::ConnectTimeout
                     );
                     last.failed_status = Some(if timeout { 504 } else { 502 });
+                    last.ended = Some(started.elapsed());
                 }
                 tracing::warn!(
                     request_id,
@@ -797,12 +808,24 @@ fn tls_target(
     )
 }
 
+/// Where an attempt goes.
+struct Picked<'s> {
+    addr: SocketAddr,
+    /// The Host the target gets.
+    host_header: Option<HeaderValue>,
+    /// The upstream target's index, to not pick it again on a retry.
+    index: Option<usize>,
+    /// The host name (Kong's `balancer_data.hostname`: the upstream's `host_header`, else
+    /// the target's or service's host), for traces.
+    name: &'s str,
+}
+
 /// Where the next attempt goes: a balanced target of the upstream, or the service host.
-async fn pick_target(
+async fn pick_target<'s>(
     conn: &ConnInfo,
-    service: &CompiledService,
+    service: &'s CompiledService,
     tried: &[usize],
-) -> Result<(SocketAddr, Option<HeaderValue>, Option<usize>), ProxyError> {
+) -> Result<Picked<'s>, ProxyError> {
     let dns = &conn.shared.dns;
     let resolve_err = |e: silverback_balancer::DnsError| ProxyError::NameResolution(e.to_string());
     match &service.target {
@@ -812,16 +835,24 @@ async fn pick_target(
                 Some(ip) => ip,
                 None => dns.resolve(&t.host).await.map_err(resolve_err)?,
             };
-            let host = service.host_headers.get(i).cloned().flatten();
-            Ok((SocketAddr::new(ip, t.port), host, Some(i)))
+            Ok(Picked {
+                addr: SocketAddr::new(ip, t.port),
+                host_header: service.host_headers.get(i).cloned().flatten(),
+                index: Some(i),
+                name: b.host_header.as_deref().unwrap_or(&t.host),
+            })
         }
         ServiceTarget::Host => {
             let ip = match service.host_ip {
                 Some(ip) => ip,
                 None => dns.resolve(&service.host).await.map_err(resolve_err)?,
             };
-            let host = service.host_headers.first().cloned().flatten();
-            Ok((SocketAddr::new(ip, service.port), host, None))
+            Ok(Picked {
+                addr: SocketAddr::new(ip, service.port),
+                host_header: service.host_headers.first().cloned().flatten(),
+                index: None,
+                name: &service.host,
+            })
         }
     }
 }

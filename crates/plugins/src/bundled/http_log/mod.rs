@@ -3,16 +3,13 @@
 //! is down. Delivery runs on the destination's queue thread (`log_sink.rs`); the request only
 //! serializes and enqueues.
 
-mod client;
-mod endpoint;
 mod schema;
 
-use super::log_sink::{QueueParams, Sink};
+use super::log_http::{Endpoint, HttpPost, Timeouts};
+use super::log_sink::{Deliver, QueueParams, Sink};
 use crate::handler::{Handler, Phases};
 use crate::pdk::Ctx;
 use crate::registry::PluginDef;
-use client::HttpDeliver;
-use endpoint::Endpoint;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,15 +67,13 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
                 .collect()
         })
         .unwrap_or_default();
-    let deliver = HttpDeliver {
-        method: text("method").to_string(),
-        content_type: text("content_type").to_string(),
-        timeout: millis("timeout", 10000.0),
-        keepalive: millis("keepalive", 60000.0),
-        headers,
-        endpoint,
+    let mut post = HttpPost::new(text("method"), text("content_type"), endpoint);
+    post.timeouts = Timeouts::all(millis("timeout", 10000.0));
+    post.keepalive = millis("keepalive", 60000.0);
+    post.headers = headers;
+    let deliver = JsonDeliver {
+        post,
         batched: params.max_batch_size > 1,
-        conn: None,
     };
     // Instances with the same endpoint and delivery settings share one queue, as Kong's
     // queue name does.
@@ -98,5 +93,31 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
 impl Handler for HttpLog {
     fn log(&self, ctx: &Ctx) {
         self.sink.push_record(ctx, false);
+    }
+}
+
+/// Posts a batch as one JSON array (`max_batch_size` > 1), else each record as an object.
+struct JsonDeliver {
+    post: HttpPost,
+    batched: bool,
+}
+
+impl Deliver for JsonDeliver {
+    fn deliver(&mut self, batch: &[Vec<u8>]) -> Result<(), String> {
+        if !self.batched
+            && let [one] = batch
+        {
+            return self.post.send(one);
+        }
+        let mut out = Vec::with_capacity(batch.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
+        out.push(b'[');
+        for (i, e) in batch.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(e);
+        }
+        out.push(b']');
+        self.post.send(&out)
     }
 }

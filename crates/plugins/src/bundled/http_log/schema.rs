@@ -1,7 +1,7 @@
 //! http-log's config (Kong 3.x `kong/plugins/http-log/schema.lua`).
 
+use super::super::log_http::Endpoint;
 use super::super::log_schema;
-use super::endpoint::Endpoint;
 use serde_json::Value;
 use silverback_model::schema::{Field, Record};
 use silverback_model::typedefs;

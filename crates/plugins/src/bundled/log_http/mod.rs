@@ -1,36 +1,80 @@
-//! The blocking HTTP/1.1 client http-log's queue thread posts batches with; it keeps one
-//! connection alive for `keepalive` milliseconds.
+//! The blocking HTTP/1.1 client the queue threads of http-log and opentelemetry post batches
+//! with: one connection kept alive for `keepalive`, Kong's connect, send and read timeouts.
 
-use super::endpoint::Endpoint;
-use crate::bundled::log_sink::Deliver;
-use crate::bundled::log_transport::{Conn, connect};
+mod endpoint;
+
+use crate::bundled::log_transport::{Conn, Verify, connect_verifying};
 use base64::Engine;
+pub(crate) use endpoint::Endpoint;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::time::{Duration, Instant};
 
-pub(super) struct HttpDeliver {
+/// Timeouts of one delivery (Kong's `set_timeouts(connect, send, read)`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub connect: Duration,
+    pub send: Duration,
+    pub read: Duration,
+}
+
+impl Timeouts {
+    pub fn all(t: Duration) -> Self {
+        Timeouts {
+            connect: t,
+            send: t,
+            read: t,
+        }
+    }
+}
+
+/// Posts bodies to one endpoint.
+pub(crate) struct HttpPost {
     pub method: String,
     pub content_type: String,
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
     pub keepalive: Duration,
     pub headers: Vec<(String, String)>,
     pub endpoint: Endpoint,
-    /// Whether entries go as a JSON array (`max_batch_size` > 1) or one object per request.
-    pub batched: bool,
+    /// Which answers mean delivered (http-log: any 2xx; opentelemetry: 200 only, as Kong).
+    pub accepts: fn(u16) -> bool,
+    /// How an `https` endpoint's certificate is checked (http-log: not at all, as Kong's).
+    pub verify: Verify,
     /// The kept-alive connection and when it was last used.
-    pub conn: Option<(BufReader<Conn>, Instant)>,
+    conn: Option<(BufReader<Conn>, Instant)>,
 }
 
-impl Deliver for HttpDeliver {
-    fn deliver(&mut self, batch: &[Vec<u8>]) -> Result<(), String> {
-        let body = self.payload(batch);
+enum Failure {
+    /// The request could not be sent or its answer read.
+    Io(String),
+    /// The server answered with an error status.
+    Status(String),
+}
+
+impl HttpPost {
+    /// A client with http-log's defaults (10 s timeouts, 60 s keepalive, 2xx accepted).
+    pub fn new(method: &str, content_type: &str, endpoint: Endpoint) -> Self {
+        HttpPost {
+            method: method.to_string(),
+            content_type: content_type.to_string(),
+            timeouts: Timeouts::all(Duration::from_secs(10)),
+            keepalive: Duration::from_secs(60),
+            headers: Vec::new(),
+            endpoint,
+            accepts: |status| status < 300,
+            verify: Verify::Nothing,
+            conn: None,
+        }
+    }
+
+    /// Sends `body`, on the kept-alive connection while the server keeps it open.
+    pub fn send(&mut self, body: &[u8]) -> Result<(), String> {
         // A kept-alive connection may have been closed by the server: try once more fresh.
         let reused = self
             .conn
             .take()
             .filter(|(c, used)| used.elapsed() < self.keepalive && !c.get_ref().is_closed());
         if let Some((conn, _)) = reused {
-            match self.post(conn, &body) {
+            match self.post(conn, body) {
                 Ok(()) => return Ok(()),
                 Err(Failure::Status(e)) => return Err(e),
                 Err(Failure::Io(_)) => {}
@@ -38,35 +82,17 @@ impl Deliver for HttpDeliver {
         }
         let e = &self.endpoint;
         let sni = e.tls.then_some(None);
-        let conn = connect(&e.host, e.port, self.timeout, sni)?;
-        self.post(BufReader::new(conn), &body).map_err(|f| match f {
+        let conn = connect_verifying(&e.host, e.port, self.timeouts.connect, sni, self.verify)?;
+        conn.set_timeouts(self.timeouts.send, self.timeouts.read)
+            .map_err(|e| {
+                format!(
+                    "failed request to {}:{}: {e}",
+                    self.endpoint.host, self.endpoint.port
+                )
+            })?;
+        self.post(BufReader::new(conn), body).map_err(|f| match f {
             Failure::Status(e) | Failure::Io(e) => e,
         })
-    }
-}
-
-enum Failure {
-    /// The request could not be sent or its answer read.
-    Io(String),
-    /// The log server answered with an error status.
-    Status(String),
-}
-
-impl HttpDeliver {
-    fn payload(&self, batch: &[Vec<u8>]) -> Vec<u8> {
-        if !self.batched && batch.len() == 1 {
-            return batch.first().cloned().unwrap_or_default();
-        }
-        let mut out = Vec::with_capacity(batch.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
-        out.push(b'[');
-        for (i, e) in batch.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(e);
-        }
-        out.push(b']');
-        out
     }
 
     fn head(&self, len: usize) -> String {
@@ -77,9 +103,17 @@ impl HttpDeliver {
             e.host.clone()
         };
         let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: silverback\r\nContent-Type: {}\r\nContent-Length: {len}\r\n",
-            self.method, e.path, e.port, self.content_type
+            "{} {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: silverback\r\nContent-Length: {len}\r\n",
+            self.method, e.path, e.port
         );
+        // A Content-Type among the configured headers wins (opentelemetry's `headers`).
+        if !self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            head.push_str(&format!("Content-Type: {}\r\n", self.content_type));
+        }
         if let Some(u) = &e.userinfo {
             let token = base64::engine::general_purpose::STANDARD.encode(u);
             head.push_str(&format!("Authorization: Basic {token}\r\n"));
@@ -107,7 +141,7 @@ impl HttpDeliver {
         if keep {
             self.conn = Some((conn, Instant::now()));
         }
-        if status < 300 {
+        if (self.accepts)(status) {
             Ok(())
         } else {
             Err(Failure::Status(format!(

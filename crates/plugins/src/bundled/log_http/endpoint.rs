@@ -1,4 +1,5 @@
-//! http-log's `http_endpoint`: scheme, user info, host, port and path (Kong sends to
+//! An endpoint URL of the HTTP log and trace exporters (http-log's `http_endpoint`,
+//! opentelemetry's `traces_endpoint`): scheme, user info, host, port and path (Kong sends to
 //! `scheme://host:port/path`, without the query).
 
 #[derive(Debug, Clone, PartialEq, Eq)]
