@@ -6,6 +6,8 @@
 //!   h2c);
 //! - [`request`]: the life of a proxied request (route → checks → upstream → response);
 //! - [`upstream`]: upstream connections, keepalive pool, timeouts;
+//! - [`stream`]: the `stream_listen` proxy (tcp, tls_passthrough routes); [`tunnel`]: relaying
+//!   bytes both ways (streams, WebSocket);
 //! - [`error`] / [`response`]: the one place failures become Kong's responses;
 //! - [`status`]: the status API; [`metrics`]: its (and the Admin API's) `/metrics`.
 
@@ -21,6 +23,8 @@ pub mod response;
 pub mod snapshot;
 pub mod state;
 pub mod status;
+pub mod stream;
+pub mod tunnel;
 pub mod upstream;
 pub mod worker;
 
@@ -50,6 +54,8 @@ pub enum StartError {
 /// The running proxy: its workers and the addresses they listen on.
 pub struct Proxy {
     pub addrs: Vec<SocketAddr>,
+    /// The `stream_listen` addresses (TCP).
+    pub stream_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -86,15 +92,17 @@ impl Proxy {
                 per_worker[i].push(s);
             }
         }
+        let (streams, stream_addrs) = stream::bind(&settings.stream_listen, workers)?;
         let (shutdown, rx) = watch::channel(false);
         let mut handles = Vec::new();
-        for (i, socks) in per_worker.into_iter().enumerate() {
-            let h = worker::spawn(i, socks, shared.clone(), rx.clone(), grace)
+        for (i, (socks, streams)) in per_worker.into_iter().zip(streams).enumerate() {
+            let h = worker::spawn(i, socks, streams, shared.clone(), rx.clone(), grace)
                 .map_err(StartError::Thread)?;
             handles.push(h);
         }
         Ok(Proxy {
             addrs,
+            stream_addrs,
             shutdown,
             workers: handles,
         })

@@ -108,6 +108,8 @@ pub struct Snapshot {
     pub routes: Vec<CompiledRoute>,
     /// Plugin instances, chains and the consumer directory.
     pub plugins: Plugins,
+    /// Routes of protocols tcp, tls and tls_passthrough, for `stream_listen`.
+    pub streams: crate::stream::StreamRoutes,
     path_handling_v1: bool,
     /// Typed rows this snapshot was compiled from, by id, so the next one re-reads only rows
     /// that changed (unchanged rows are the same `Arc` in the next config).
@@ -156,8 +158,8 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    /// Compiles a config. Routes of disabled services and stream routes are left out of the
-    /// HTTP router, as in Kong. `path_handling_v1`: honour routes' `path_handling: v1` (Kong's
+    /// Compiles a config. Routes of disabled services are left out, as in Kong; stream routes
+    /// go to their own router. `path_handling_v1`: honour routes' `path_handling: v1` (Kong's
     /// `traditional` flavor); otherwise v1 behaves as v0, as in `traditional_compatible`.
     pub fn build(config: Arc<Config>, path_handling_v1: bool) -> Result<Snapshot, SnapshotError> {
         Self::compile(config, path_handling_v1, None)
@@ -198,21 +200,22 @@ impl Snapshot {
         }
         let mut specs = Vec::new();
         let mut routes = Vec::new();
+        let mut streams = crate::stream::StreamRoutesBuilder::default();
         for (row, r) in typed_rows(&config, "routes", previous.map(|p| &p.typed.routes))? {
             let id = r.id;
-            let service = if r.is_stream() {
-                None
-            } else {
-                match r.service {
-                    Some(fk) => match services.get(&fk.id) {
-                        Some((true, s)) => Some(Some(s.clone())),
-                        // A disabled service takes its routes out of the router.
-                        _ => None,
-                    },
-                    None => Some(None),
-                }
+            let service = match r.service {
+                Some(fk) => match services.get(&fk.id) {
+                    Some((true, s)) => Some(Some(s.clone())),
+                    // A disabled service takes its routes out of the router.
+                    _ => None,
+                },
+                None => Some(None),
             };
-            if let Some(service) = service {
+            if r.is_stream() {
+                if let Some(service) = service {
+                    streams.add(route_spec(&r), &r, service);
+                }
+            } else if let Some(service) = service {
                 specs.push(route_spec(&r));
                 let chain = plugins.chain(Some(r.id), service.as_ref().map(|s| s.id));
                 routes.push(compile_route(&r, &row, service, chain, path_handling_v1));
@@ -229,6 +232,7 @@ impl Snapshot {
             router,
             routes,
             plugins,
+            streams: streams.build(),
             path_handling_v1,
             typed,
         })

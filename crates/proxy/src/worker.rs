@@ -40,6 +40,7 @@ where
 pub fn spawn(
     index: usize,
     listeners: Vec<std::net::TcpListener>,
+    streams: Vec<crate::stream::StreamListener>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     grace: Duration,
@@ -58,13 +59,14 @@ pub fn spawn(
                 }
             };
             let local = LocalSet::new();
-            local.block_on(&rt, run(index, listeners, shared, shutdown, grace));
+            local.block_on(&rt, run(index, listeners, streams, shared, shutdown, grace));
         })
 }
 
 async fn run(
     index: usize,
     listeners: Vec<std::net::TcpListener>,
+    streams: Vec<crate::stream::StreamListener>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
@@ -83,6 +85,7 @@ async fn run(
         let done = conns_done_tx.clone();
         tokio::task::spawn_local(accept_loop(index, listener, shared, shutdown, done));
     }
+    crate::stream::spawn_accept_loops(index, streams, &shared, &shutdown, &conns_done_tx);
     drop(conns_done_tx);
     let limits = shared.settings.keepalive;
     tokio::task::spawn_local(async move {

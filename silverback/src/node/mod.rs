@@ -139,6 +139,9 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
     for a in &proxy.addrs {
         tracing::info!("proxy listening on {a}");
     }
+    for a in &proxy.stream_addrs {
+        tracing::info!("stream proxy listening on {a}");
+    }
     for a in &admin_addrs {
         tracing::info!("admin listening on {a}");
     }
@@ -260,6 +263,7 @@ fn write_instance_files(
     let strings = |a: &[SocketAddr]| a.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     let listeners = serde_json::json!({
         "proxy": strings(&proxy.addrs),
+        "stream": strings(&proxy.stream_addrs),
         "admin": strings(admin),
         "status": strings(status),
     });

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod collector;
+pub mod tls;
 pub mod upstream;
 
 use bytes::Bytes;
@@ -209,6 +210,16 @@ impl Gateway {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The `stream_listen` addresses, in the order they were configured.
+    pub fn stream_addrs(&self) -> Vec<SocketAddr> {
+        let text = std::fs::read_to_string(self.prefix().join("listeners.json")).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["stream"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str()?.parse().ok()).collect())
+            .unwrap_or_default()
     }
 
     pub fn log_text(&self) -> String {

@@ -753,7 +753,7 @@ async fn send_with_retries(
 }
 
 /// Where the next attempt goes: a balanced target of the upstream, or the service host.
-async fn pick_target(
+pub(crate) async fn pick_target(
     conn: &ConnInfo,
     service: &CompiledService,
     tried: &[usize],

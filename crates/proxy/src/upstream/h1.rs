@@ -60,12 +60,7 @@ impl Conn {
         addr: std::net::SocketAddr,
         timeout: Duration,
     ) -> Result<Box<Conn>, AttemptError> {
-        let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(AttemptError::ConnectTimeout),
-            Ok(Err(e)) => return Err(AttemptError::Connect(e)),
-            Ok(Ok(s)) => s,
-        };
-        let _ = io.set_nodelay(true);
+        let io = super::connect_tcp(addr, timeout).await?;
         Ok(Box::new(Conn {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
