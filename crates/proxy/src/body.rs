@@ -318,6 +318,8 @@ pub enum ResponseBody {
     Upstream(Box<H1Body>),
     /// Passing through plugins' `body_filter` and `log`.
     Hooked(Box<crate::request::plugins::Hooked>),
+    /// No body: a `101` whose connections are joined once its head is sent.
+    Upgrade(Box<crate::websocket::Tunnel>),
 }
 
 impl ResponseBody {
@@ -342,7 +344,7 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ResponseBody::Empty => Poll::Ready(None),
+            ResponseBody::Empty | ResponseBody::Upgrade(_) => Poll::Ready(None),
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ResponseBody::Upstream(u) => Pin::new(u).poll_frame(cx),
             ResponseBody::Hooked(h) => h.poll_frame(cx),
@@ -351,7 +353,7 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResponseBody::Empty => true,
+            ResponseBody::Empty | ResponseBody::Upgrade(_) => true,
             ResponseBody::Full(b) => b.is_none(),
             ResponseBody::Upstream(u) => u.is_end_stream(),
             ResponseBody::Hooked(h) => h.is_end_stream(),
@@ -360,7 +362,7 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Empty => SizeHint::with_exact(0),
+            ResponseBody::Empty | ResponseBody::Upgrade(_) => SizeHint::with_exact(0),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ResponseBody::Upstream(u) => u.size_hint(),
             ResponseBody::Hooked(h) => h.size_hint(),

@@ -7,7 +7,7 @@
 //! - [`request`]: the life of a proxied request (route → checks → upstream → response);
 //! - [`upstream`]: upstream connections, keepalive pool, timeouts;
 //! - [`stream`]: the `stream_listen` proxy (tcp, tls_passthrough routes); [`tunnel`]: relaying
-//!   bytes both ways (streams, WebSocket);
+//!   bytes both ways (streams, [`websocket`]);
 //! - [`error`] / [`response`]: the one place failures become Kong's responses;
 //! - [`status`]: the status API; [`metrics`]: its (and the Admin API's) `/metrics`.
 
@@ -26,6 +26,7 @@ pub mod status;
 pub mod stream;
 pub mod tunnel;
 pub mod upstream;
+pub mod websocket;
 pub mod worker;
 
 pub use reconfigure::{ReconfigureError, Reconfigurer, Update};

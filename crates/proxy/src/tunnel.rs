@@ -4,9 +4,9 @@
 //!
 //! Like nginx's upgraded and stream proxying, the timers are re-armed whenever bytes move: the
 //! tunnel is closed after `read` with nothing moving either way, or when a write could not go
-//! on for `write` (a peer that stopped reading).
+//! on for `write` (a peer that stopped reading); and it ends when either side closes.
 
-use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -32,74 +32,107 @@ pub struct Relayed {
 
 /// When bytes last moved, and whether a write is waiting for its peer.
 struct Activity {
-    last: Cell<Instant>,
-    write_blocked: Cell<bool>,
+    last: Instant,
+    write_blocked: bool,
 }
 
 impl Activity {
     fn deadline(&self, idle: Idle) -> Instant {
-        let limit = if self.write_blocked.get() {
+        let limit = if self.write_blocked {
             idle.write
         } else {
             idle.read
         };
-        self.last.get() + limit
+        self.last + limit
     }
 }
 
-/// One side of the tunnel, noting activity as it reads and writes.
-struct Tracked<'a, T> {
-    io: &'a mut T,
-    activity: &'a Activity,
+/// Size of each direction's buffer.
+const BUF: usize = 16 * 1024;
+
+/// One direction of the tunnel: bytes read from one side, waiting to be written to the other.
+struct Direction {
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    eof: bool,
+    moved: u64,
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<'_, T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(&mut *this.io).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.activity.last.set(Instant::now());
+impl Direction {
+    fn new() -> Direction {
+        Direction {
+            buf: vec![0; BUF].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            eof: false,
+            moved: 0,
         }
-        r
     }
-}
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<'_, T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
+    /// Moves bytes from `from` to `to`; ready once `from` ended and everything read was
+    /// written and `to` shut down for writing.
+    fn poll<R, W>(
+        &mut self,
         cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut *this.io).poll_write(cx, data);
-        match &r {
-            Poll::Pending => this.activity.write_blocked.set(true),
-            Poll::Ready(result) => {
-                this.activity.write_blocked.set(false);
-                if matches!(result, Ok(n) if *n > 0) {
-                    this.activity.last.set(Instant::now());
+        from: &mut R,
+        to: &mut W,
+        activity: &mut Activity,
+    ) -> Poll<io::Result<()>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            if self.pos == self.end && !self.eof {
+                let mut rb = ReadBuf::new(&mut self.buf);
+                match Pin::new(&mut *from).poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) => {
+                        let n = rb.filled().len();
+                        (self.pos, self.end) = (0, n);
+                        if n == 0 {
+                            self.eof = true;
+                        } else {
+                            activity.last = Instant::now();
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        // Nothing more to write for now: push out what was written.
+                        if let Poll::Ready(Err(e)) = Pin::new(&mut *to).poll_flush(cx) {
+                            return Poll::Ready(Err(e));
+                        }
+                        return Poll::Pending;
+                    }
                 }
             }
+            while self.pos < self.end {
+                let pending = self.buf.get(self.pos..self.end).unwrap_or_default();
+                match Pin::new(&mut *to).poll_write(cx, pending) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => {
+                        self.pos += n;
+                        self.moved += n as u64;
+                        activity.last = Instant::now();
+                        activity.write_blocked = false;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        activity.write_blocked = true;
+                        return Poll::Pending;
+                    }
+                }
+            }
+            if self.eof {
+                std::task::ready!(Pin::new(&mut *to).poll_flush(cx))?;
+                return Pin::new(&mut *to).poll_shutdown(cx);
+            }
         }
-        r
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.get_mut().io).poll_shutdown(cx)
     }
 }
 
 /// Sends what each side had already sent past the HTTP head (`client_early` to the upstream,
-/// `upstream_early` to the client), then copies both ways until both sides closed, an error
+/// `upstream_early` to the client), then copies both ways until a side closed, an error
 /// occurred or the tunnel went idle.
 pub async fn relay<C, U>(
     client: &mut C,
@@ -125,44 +158,39 @@ where
         Ok(r) => r?,
         Err(_) => return Err(io::ErrorKind::TimedOut.into()),
     }
-    let activity = Activity {
-        last: Cell::new(Instant::now()),
-        write_blocked: Cell::new(false),
+    let mut activity = Activity {
+        last: Instant::now(),
+        write_blocked: false,
     };
-    let mut a = Tracked {
-        io: client,
-        activity: &activity,
-    };
-    let mut b = Tracked {
-        io: upstream,
-        activity: &activity,
-    };
-    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
-    tokio::pin!(copy);
-    loop {
-        let deadline = activity.deadline(idle);
-        tokio::select! {
-            r = &mut copy => {
-                let (up, down) = r?;
-                return Ok(Relayed {
-                    to_upstream: up + client_early.len() as u64,
-                    to_client: down + upstream_early.len() as u64,
-                    timed_out: false,
-                });
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                // Bytes may have moved since the deadline was taken: only a deadline that still
-                // holds ends the tunnel.
-                if Instant::now() >= activity.deadline(idle) {
-                    return Ok(Relayed {
-                        to_upstream: client_early.len() as u64,
-                        to_client: upstream_early.len() as u64,
-                        timed_out: true,
-                    });
-                }
-            }
+    let (mut up, mut down) = (Direction::new(), Direction::new());
+    let mut sleep = Box::pin(tokio::time::sleep_until(activity.deadline(idle)));
+    // As nginx does for upgraded connections and streams (no half-close), the tunnel ends as
+    // soon as one side has closed and what it sent has been passed on.
+    let ended = std::future::poll_fn(|cx| {
+        let to_upstream = up.poll(cx, client, upstream, &mut activity)?;
+        let to_client = down.poll(cx, upstream, client, &mut activity)?;
+        if to_upstream.is_ready() || to_client.is_ready() {
+            return Poll::Ready(Ok(false));
         }
-    }
+        let deadline = activity.deadline(idle);
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Ok(true)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+    let timed_out = match ended {
+        Ok(t) => t,
+        Err(e) => return Err(e),
+    };
+    Ok(Relayed {
+        to_upstream: up.moved + client_early.len() as u64,
+        to_client: down.moved + upstream_early.len() as u64,
+        timed_out,
+    })
 }
 
 #[cfg(test)]
@@ -197,7 +225,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ends_when_both_sides_close() {
+    async fn ends_when_a_side_closes() {
         let (mut client, mut client_far) = tokio::io::duplex(64);
         let (mut upstream, mut upstream_far) = tokio::io::duplex(64);
         let idle = Idle {
@@ -211,7 +239,6 @@ mod tests {
             let mut got = Vec::new();
             client_far.read_to_end(&mut got).await.unwrap();
             assert_eq!(got, b"bye");
-            client_far.shutdown().await.unwrap();
         };
         let (done, ()) = tokio::join!(tunnel, peers);
         let done = done.unwrap();

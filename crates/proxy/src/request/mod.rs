@@ -74,6 +74,9 @@ pub struct ClientRequest<'a> {
     /// Fields as received, hop-by-hop ones already dropped.
     pub fields: Fields,
     pub body: RequestBody<'a>,
+    /// An HTTP/1.1 WebSocket handshake (`Upgrade: websocket`), which may turn the connection
+    /// into a tunnel.
+    pub websocket: bool,
 }
 
 /// The response to send to the client.
@@ -223,6 +226,7 @@ pub async fn handle_hyper(
         authority,
         fields,
         body,
+        websocket: false,
     };
     Ok(handle(req, &conn).await.into_http())
 }
@@ -501,6 +505,9 @@ async fn proxy(
     if settings.headers_upstream.request_id {
         fields.set_new(X_KONG_REQUEST_ID, request_id.clone());
     }
+    if req.websocket {
+        crate::websocket::ask_upstream(fields);
+    }
 
     let body = std::mem::replace(&mut req.body, RequestBody::Empty);
     let body = match read_body(body, route.request_buffering, settings).await {
@@ -516,6 +523,7 @@ async fn proxy(
         method: &req.method,
         target: &target,
         fields: &req.fields,
+        upgrade: req.websocket,
         // A Host a plugin set wins over `preserve_host` and the service's, as in Kong.
         preserved_host: overrides.host.as_ref().or(if route.preserve_host {
             client_host.as_ref()
@@ -546,6 +554,7 @@ async fn proxy(
     }
     let reply = finish_response(
         conn,
+        &service,
         resp,
         request_id,
         sent_at.duration_since(started),
@@ -654,6 +663,7 @@ struct UpstreamHead<'a> {
     method: &'a Method,
     target: &'a PathAndQuery,
     fields: &'a Fields,
+    upgrade: bool,
     preserved_host: Option<&'a HeaderValue>,
 }
 
@@ -693,6 +703,7 @@ async fn send_with_retries(
             target: head.target.as_str(),
             host: head.preserved_host.or(host_header.as_ref()),
             fields: head.fields,
+            upgrade: head.upgrade,
         };
         if let Some(t) = tries.as_deref_mut() {
             t.push(silverback_plugins::pdk::Try {
@@ -784,6 +795,7 @@ pub(crate) async fn pick_target(
 /// The client's reply: the upstream's head with hop-by-hop fields removed and Kong's added.
 fn finish_response(
     conn: &ConnInfo,
+    service: &CompiledService,
     resp: upstream::h1::Response,
     request_id: &HeaderValue,
     proxy_latency: std::time::Duration,
@@ -829,6 +841,14 @@ fn finish_response(
         upstream::h1::ResponseBody::Complete(b) if b.is_empty() => ResponseBody::Empty,
         upstream::h1::ResponseBody::Complete(b) => ResponseBody::Full(Some(b)),
         upstream::h1::ResponseBody::Stream(b) => ResponseBody::Upstream(b),
+        upstream::h1::ResponseBody::Upgraded(upstream) => {
+            crate::websocket::answer_client(&mut f);
+            let idle = crate::tunnel::Idle {
+                read: service.read_timeout,
+                write: service.write_timeout,
+            };
+            ResponseBody::Upgrade(Box::new(crate::websocket::Tunnel { upstream, idle }))
+        }
     };
     Reply {
         status,

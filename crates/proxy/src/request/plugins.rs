@@ -400,6 +400,11 @@ impl Hooked {
         self.logged
     }
 
+    /// The body the hooks wrap (a `101`'s tunnel is taken out of it).
+    pub(crate) fn inner_mut(&mut self) -> &mut ResponseBody {
+        &mut self.inner
+    }
+
     /// Counts the response head the server wrote for this body.
     pub(crate) fn head_sent(&mut self, len: usize) {
         self.ctx.served.response_size += len as u64;
