@@ -5,7 +5,8 @@
 //! - [`worker`]: thread-per-core event loops accepting client connections (hyper, HTTP/1.1 and
 //!   h2c);
 //! - [`request`]: the life of a proxied request (route → checks → upstream → response);
-//! - [`upstream`]: upstream connections, keepalive pool, timeouts;
+//! - [`upstream`]: upstream connections (HTTP/1.1 with a keepalive pool, HTTP/2 for gRPC);
+//! - [`grpc`]: Kong's gRPC rules and gRPC-form errors;
 //! - [`stream`]: the `stream_listen` proxy (tcp, tls_passthrough routes); [`tunnel`]: relaying
 //!   bytes both ways (streams, [`websocket`]);
 //! - [`error`] / [`response`]: the one place failures become Kong's responses;
@@ -14,6 +15,7 @@
 pub mod access_log;
 pub mod body;
 pub mod error;
+pub mod grpc;
 pub mod http;
 pub mod listener;
 pub mod metrics;

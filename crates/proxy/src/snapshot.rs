@@ -48,6 +48,8 @@ pub struct CompiledService {
     pub connect_timeout: Duration,
     pub write_timeout: Duration,
     pub read_timeout: Duration,
+    /// grpc or grpcs: requests go over HTTP/2.
+    pub grpc: bool,
     pub target: ServiceTarget,
     /// The Host header for each target (the service host, or each upstream target), computed
     /// once per snapshot.
@@ -85,6 +87,10 @@ pub struct CompiledRoute {
     /// Only https (and no http) in protocols: plain requests get 426 or a redirect.
     pub https_only: bool,
     pub https_redirect_status_code: u16,
+    /// grpc or grpcs in protocols: only gRPC over HTTP/2 is accepted.
+    pub grpc: bool,
+    /// grpc in protocols (plain gRPC is accepted, not only grpcs).
+    pub grpc_plain: bool,
     pub strip_path: bool,
     pub preserve_host: bool,
     pub path_handling: silverback_router::PathHandling,
@@ -273,6 +279,7 @@ fn compile_service(
         connect_timeout: Duration::from_millis(s.connect_timeout),
         write_timeout: Duration::from_millis(s.write_timeout),
         read_timeout: Duration::from_millis(s.read_timeout),
+        grpc: matches!(s.protocol.as_str(), "grpc" | "grpcs"),
         target,
         host_headers: Vec::new(),
         entity: Arc::new(EntityRef {
@@ -337,6 +344,8 @@ fn compile_route(
         id: r.id,
         https_only: r.has_protocol("https") && !r.has_protocol("http"),
         https_redirect_status_code: r.https_redirect_status_code,
+        grpc: r.has_protocol("grpc") || r.has_protocol("grpcs"),
+        grpc_plain: r.has_protocol("grpc"),
         strip_path: r.strip_path,
         preserve_host: r.preserve_host,
         path_handling: match r.path_handling {

@@ -22,9 +22,9 @@ const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often idle upstream connections past their timeout are closed.
 const POOL_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Runs h2 stream tasks on the worker's own thread.
+/// Runs h2 stream and connection tasks on the worker's own thread.
 #[derive(Clone, Copy, Debug)]
-struct LocalExec;
+pub(crate) struct LocalExec;
 
 impl<F> hyper::rt::Executor<F> for LocalExec
 where

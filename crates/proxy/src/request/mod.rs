@@ -116,10 +116,13 @@ pub async fn handle(mut req: ClientRequest<'_>, conn: &ConnInfo) -> Reply {
     .await
     {
         Ok(r) => r,
-        Err(err) => (
-            gateway_error(conn, &err, &req.fields, &request_id, started),
-            ResponseSource::Error,
-        ),
+        Err(err) => {
+            let mut reply = gateway_error(conn, &err, &req.fields, &request_id, started);
+            if req.version == Version::HTTP_2 {
+                crate::grpc::error_form(&mut reply, &err, &req.fields);
+            }
+            (reply, ResponseSource::Error)
+        }
     };
     if let Some(log) = &conn.shared.settings.access_log {
         access_log_entry(log, conn, &req, &reply, plugged.as_ref());
@@ -379,6 +382,17 @@ async fn proxy(
         let reply = https_required(conn, route, &fwd_host, &req.target, request_id, started)?;
         return Ok((reply, ResponseSource::Exit));
     }
+    if route.grpc
+        && let Some(mut reply) = crate::grpc::route_rules(
+            req.version,
+            &req.fields,
+            route.grpc_plain,
+            fwd_proto.as_bytes() == b"https",
+        )?
+    {
+        add_gateway_headers(conn, &mut reply.fields, request_id, started);
+        return Ok((reply, ResponseSource::Exit));
+    }
     let fwd_port = from_client(&X_FORWARDED_PORT).unwrap_or_else(|| conn.local_port.clone());
     let fwd_path = match from_client(&X_FORWARDED_PATH) {
         Some(p) => p,
@@ -510,7 +524,14 @@ async fn proxy(
     }
 
     let body = std::mem::replace(&mut req.body, RequestBody::Empty);
-    let body = match read_body(body, route.request_buffering, settings).await {
+    // gRPC streams (nginx's grpc_pass does not buffer); HTTP/1 bodies to an HTTP/2 upstream
+    // are read first, since the upstream connection sends them from its own task.
+    let buffering = if service.grpc {
+        req.version != Version::HTTP_2
+    } else {
+        route.request_buffering
+    };
+    let body = match read_body(body, buffering, settings).await {
         Ok(b) => b,
         Err(e) => return limit_exit(e),
     };
@@ -542,20 +563,44 @@ async fn proxy(
         &mut p.ctx.served.tries
     });
     let rid = request_id.to_str().unwrap_or_default();
-    let sent = send_with_retries(conn, &service, &head, body, started, rid, tries).await;
-    let resp = match sent {
+    let sent = if service.grpc {
+        crate::grpc::send(
+            conn,
+            &service,
+            &req.method,
+            &req.target,
+            &req.fields,
+            head.preserved_host,
+            body,
+        )
+        .await
+    } else {
+        send_with_retries(conn, &service, &head, body, started, rid, tries)
+            .await
+            .map(|resp| h1_parts(resp, &service))
+    };
+    let (status, fields, body) = match sent {
         Ok(r) => r,
         Err(e) => return limit_exit(e),
     };
     let upstream_latency = sent_at.elapsed();
     if let Some(p) = plugged.as_mut() {
         p.ctx.served.upstream_latency = Some(upstream_latency);
-        p.ctx.served.upstream_status = Some(resp.status.as_u16());
+        p.ctx.served.upstream_status = Some(status.as_u16());
     }
+    let via = if service.grpc {
+        &settings.via_h2
+    } else {
+        &settings.via_h1
+    };
     let reply = finish_response(
         conn,
-        &service,
-        resp,
+        Reply {
+            status,
+            fields,
+            body,
+        },
+        via,
         request_id,
         sent_at.duration_since(started),
         upstream_latency,
@@ -792,24 +837,45 @@ pub(crate) async fn pick_target(
     }
 }
 
-/// The client's reply: the upstream's head with hop-by-hop fields removed and Kong's added.
+/// An HTTP/1.1 upstream response as a reply's parts (hop-by-hop fields were dropped while its
+/// head was parsed); a `101` becomes a tunnel with the service's timeouts.
+fn h1_parts(
+    resp: upstream::h1::Response,
+    service: &CompiledService,
+) -> (StatusCode, Fields, ResponseBody) {
+    let mut fields = resp.fields;
+    let body = match resp.body {
+        upstream::h1::ResponseBody::Complete(b) if b.is_empty() => ResponseBody::Empty,
+        upstream::h1::ResponseBody::Complete(b) => ResponseBody::Full(Some(b)),
+        upstream::h1::ResponseBody::Stream(b) => ResponseBody::Upstream(b),
+        upstream::h1::ResponseBody::Upgraded(upstream) => {
+            crate::websocket::answer_client(&mut fields);
+            let idle = crate::tunnel::Idle {
+                read: service.read_timeout,
+                write: service.write_timeout,
+            };
+            ResponseBody::Upgrade(Box::new(crate::websocket::Tunnel { upstream, idle }))
+        }
+    };
+    (resp.status, fields, body)
+}
+
+/// The client's reply: the upstream's head with Kong's headers added.
 fn finish_response(
     conn: &ConnInfo,
-    service: &CompiledService,
-    resp: upstream::h1::Response,
+    mut reply: Reply,
+    via: &HeaderValue,
     request_id: &HeaderValue,
     proxy_latency: std::time::Duration,
     upstream_latency: std::time::Duration,
 ) -> Reply {
     let s = &conn.shared.settings;
-    let status = resp.status;
-    // Hop-by-hop fields were dropped while the head was parsed.
-    let mut f = resp.fields;
+    let f = &mut reply.fields;
     if s.headers.via {
         if f.contains("via") {
-            f.append_list(VIA, s.via_h1.as_bytes());
+            f.append_list(VIA, via.as_bytes());
         } else {
-            f.set_new(VIA, s.via_h1.clone());
+            f.set_new(VIA, via.clone());
         }
     }
     // Kong (3.8+) names itself when the upstream does not.
@@ -831,28 +897,11 @@ fn finish_response(
     if s.headers.upstream_status {
         f.set_new(
             X_KONG_UPSTREAM_STATUS,
-            int_value(u64::from(status.as_u16())),
+            int_value(u64::from(reply.status.as_u16())),
         );
     }
     if s.headers.request_id {
         f.set(X_KONG_REQUEST_ID, request_id.clone());
     }
-    let body = match resp.body {
-        upstream::h1::ResponseBody::Complete(b) if b.is_empty() => ResponseBody::Empty,
-        upstream::h1::ResponseBody::Complete(b) => ResponseBody::Full(Some(b)),
-        upstream::h1::ResponseBody::Stream(b) => ResponseBody::Upstream(b),
-        upstream::h1::ResponseBody::Upgraded(upstream) => {
-            crate::websocket::answer_client(&mut f);
-            let idle = crate::tunnel::Idle {
-                read: service.read_timeout,
-                write: service.write_timeout,
-            };
-            ResponseBody::Upgrade(Box::new(crate::websocket::Tunnel { upstream, idle }))
-        }
-    };
-    Reply {
-        status,
-        fields: f,
-        body,
-    }
+    reply
 }

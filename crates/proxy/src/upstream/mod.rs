@@ -2,6 +2,7 @@
 //! relaying the response body back while the connection waits to return to the pool.
 
 pub mod h1;
+pub mod h2;
 pub mod pool;
 
 use crate::body::RequestBody;
