@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use ipnet::IpNet;
-pub use listen::{Listen, parse_listen_list};
+pub use listen::{Listen, Subsystem, parse_listen_list, parse_listen_list_for};
 pub use table::{ALIASES, KONG_SETTINGS_WITHOUT_EFFECT, SENSITIVE_SETTINGS, SETTINGS, SettingDef};
 pub use tls::{CertSource, TlsSettings, TlsVersions};
 
@@ -127,6 +127,8 @@ pub struct Settings {
     pub proxy_listen: Vec<Listen>,
     pub admin_listen: Vec<Listen>,
     pub status_listen: Vec<Listen>,
+    /// TCP/TLS stream proxy listeners (`stream_listen`; empty when `off`).
+    pub stream_listen: Vec<Listen>,
     /// Required on every Admin API request when set (`admin_token`).
     pub admin_token: Option<Secret>,
     pub database: Database,
@@ -285,6 +287,7 @@ impl RawSettings {
             proxy_listen: Vec::new(),
             admin_listen: Vec::new(),
             status_listen: Vec::new(),
+            stream_listen: Vec::new(),
             admin_token: None,
             database: Database::Off,
             declarative_config: None,
@@ -328,6 +331,11 @@ impl RawSettings {
         ] {
             check(name, parse_listen_list(self.get(name)).map(|v| *slot = v));
         }
+        check(
+            "stream_listen",
+            parse_listen_list_for(self.get("stream_listen"), Subsystem::Stream)
+                .map(|v| s.stream_listen = v),
+        );
         let token = self.get("admin_token").trim();
         if !token.is_empty() {
             s.admin_token = Some(Secret::new(token));

@@ -13,6 +13,8 @@ pub struct Listen {
     pub http2: bool,
     /// Expect a PROXY protocol header before the request.
     pub proxy_protocol: bool,
+    /// A UDP socket (`stream_listen` only).
+    pub udp: bool,
     pub backlog: Option<u32>,
 }
 
@@ -28,6 +30,9 @@ impl fmt::Display for Listen {
         if self.proxy_protocol {
             f.write_str(" proxy_protocol")?;
         }
+        if self.udp {
+            f.write_str(" udp")?;
+        }
         Ok(())
     }
 }
@@ -41,8 +46,21 @@ const IGNORED_FLAGS: &[&str] = &[
     "ipv6only=off",
 ];
 
-/// Parses a whole `*_listen` value. `off` gives an empty list.
+/// Which flags a listener takes: Kong's HTTP listeners (proxy, admin, status) or its stream
+/// listeners (`stream_listen`: `udp`, no `http2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subsystem {
+    Http,
+    Stream,
+}
+
+/// Parses a whole `*_listen` value of an HTTP listener. `off` gives an empty list.
 pub fn parse_listen_list(value: &str) -> Result<Vec<Listen>, String> {
+    parse_listen_list_for(value, Subsystem::Http)
+}
+
+/// Parses a whole `*_listen` value with the flags of `subsystem`. `off` gives an empty list.
+pub fn parse_listen_list_for(value: &str, subsystem: Subsystem) -> Result<Vec<Listen>, String> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("off") {
         return Ok(Vec::new());
@@ -51,11 +69,11 @@ pub fn parse_listen_list(value: &str) -> Result<Vec<Listen>, String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(parse_listen)
+        .map(|entry| parse_listen(entry, subsystem))
         .collect()
 }
 
-fn parse_listen(entry: &str) -> Result<Listen, String> {
+fn parse_listen(entry: &str, subsystem: Subsystem) -> Result<Listen, String> {
     let mut words = entry.split_whitespace();
     let addr_text = words
         .next()
@@ -66,12 +84,18 @@ fn parse_listen(entry: &str) -> Result<Listen, String> {
         ssl: false,
         http2: false,
         proxy_protocol: false,
+        udp: false,
         backlog: None,
     };
+    let stream = subsystem == Subsystem::Stream;
     for flag in words {
         match flag {
             "ssl" => listen.ssl = true,
-            "http2" => listen.http2 = true,
+            "http2" if !stream => listen.http2 = true,
+            "udp" if stream => listen.udp = true,
+            "deferred" if stream => {
+                return Err(format!("unknown listen flag '{flag}' in '{entry}'"));
+            }
             "proxy_protocol" => listen.proxy_protocol = true,
             f if f.starts_with("backlog=") => {
                 let n = &f["backlog=".len()..];
@@ -138,5 +162,23 @@ mod tests {
         assert!(parse_listen_list("127.0.0.1:99999").is_err());
         assert!(parse_listen_list("127.0.0.1:80 quic").is_err());
         assert!(parse_listen_list("example.com:80").is_err());
+    }
+
+    #[test]
+    fn stream_flags_are_kongs() {
+        let l = parse_listen_list_for(
+            "127.0.0.1:7000 reuseport backlog=16384, 127.0.0.1:7001 ssl, 127.0.0.1:7002 udp",
+            Subsystem::Stream,
+        )
+        .unwrap();
+        assert_eq!(l.len(), 3);
+        assert!(!l[0].ssl && l[1].ssl && l[2].udp);
+        assert!(parse_listen_list_for("127.0.0.1:7000 http2", Subsystem::Stream).is_err());
+        assert!(parse_listen_list("127.0.0.1:7000 udp").is_err());
+        assert!(
+            parse_listen_list_for("off", Subsystem::Stream)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

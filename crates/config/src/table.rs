@@ -32,6 +32,11 @@ pub const SETTINGS: &[SettingDef] = &[
         "Proxy listeners (`ip:port` and flags, comma separated; `off` disables). Plain listeners serve HTTP/1.1 and h2c; `ssl` listeners terminate TLS (certificate chosen by SNI from the certificates and snis entities, else the default certificate) and offer h2 by ALPN with the `http2` flag. The `proxy_protocol` flag has no effect yet.",
     ),
     def(
+        "stream_listen",
+        "off",
+        "TCP stream proxy listeners for routes of protocols tcp, tls and tls_passthrough (`ip:port` and flags, comma separated; `off` disables). On an `ssl` listener the TLS ClientHello's SNI is read to route: tls_passthrough routes relay the encrypted bytes; tls routes (TLS termination) are not served yet. `udp` listeners are not served yet.",
+    ),
+    def(
         "admin_listen",
         "127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384",
         "Admin API listeners (loopback by default; `off` disables). `ssl` listeners serve the Admin API over TLS with `admin_ssl_cert`.",

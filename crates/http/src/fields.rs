@@ -28,6 +28,8 @@ pub struct Known {
     /// More than one Connection field: the slow path reads them all.
     pub more_connection: bool,
     pub expect: Option<usize>,
+    /// The (hop-by-hop, so removed) Upgrade field: a WebSocket handshake names it.
+    pub upgrade: Option<usize>,
 }
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1) by name, case-insensitively; `Connection` itself is
@@ -87,6 +89,10 @@ pub fn scan(base: *const u8, headers: &ParsedHeaders<'_>) -> (Vec<Span>, Known) 
             },
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 known.transfer_encoding.get_or_insert(i);
+                span.removed = true;
+            }
+            7 if name.eq_ignore_ascii_case(b"upgrade") => {
+                known.upgrade.get_or_insert(i);
                 span.removed = true;
             }
             _ => span.removed = is_hop_by_hop(name),

@@ -161,6 +161,29 @@ impl<'a> RequestBody<'a> {
         }
     }
 
+    /// The same body, no longer tied to the client connection's buffers: for an upstream
+    /// connection that sends it from another task (HTTP/2). `None` for a body still streaming
+    /// off our HTTP/1 server.
+    pub fn detach(self) -> Option<RequestBody<'static>> {
+        fn stream(s: ClientStream<'_>) -> Option<ClientStream<'static>> {
+            Some(match s {
+                ClientStream::H1(_) => return None,
+                ClientStream::Hyper { body, seen, max } => ClientStream::Hyper { body, seen, max },
+                ClientStream::Limited { inner, seen, max } => ClientStream::Limited {
+                    inner: Box::new(stream(*inner)?),
+                    seen,
+                    max,
+                },
+            })
+        }
+        Some(match self {
+            RequestBody::Empty => RequestBody::Empty,
+            RequestBody::Full(b) => RequestBody::Full(b),
+            RequestBody::File(f) => RequestBody::File(f),
+            RequestBody::Stream(s) => RequestBody::Stream(stream(s)?),
+        })
+    }
+
     /// Whether the client waits for `100 Continue` before it sends the body.
     pub fn expects_continue(&self) -> bool {
         matches!(self, RequestBody::Stream(ClientStream::H1(b)) if b.expects_continue())
@@ -318,6 +341,10 @@ pub enum ResponseBody {
     Upstream(Box<H1Body>),
     /// Passing through plugins' `body_filter` and `log`.
     Hooked(Box<crate::request::plugins::Hooked>),
+    /// No body: a `101` whose connections are joined once its head is sent.
+    Upgrade(Box<crate::websocket::Tunnel>),
+    /// From an HTTP/2 upstream (gRPC), trailers included.
+    H2(Box<crate::upstream::h2::H2Body>),
 }
 
 impl ResponseBody {
@@ -342,28 +369,31 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ResponseBody::Empty => Poll::Ready(None),
+            ResponseBody::Empty | ResponseBody::Upgrade(_) => Poll::Ready(None),
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ResponseBody::Upstream(u) => Pin::new(u).poll_frame(cx),
             ResponseBody::Hooked(h) => h.poll_frame(cx),
+            ResponseBody::H2(b) => Pin::new(&mut **b).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResponseBody::Empty => true,
+            ResponseBody::Empty | ResponseBody::Upgrade(_) => true,
             ResponseBody::Full(b) => b.is_none(),
             ResponseBody::Upstream(u) => u.is_end_stream(),
             ResponseBody::Hooked(h) => h.is_end_stream(),
+            ResponseBody::H2(b) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Empty => SizeHint::with_exact(0),
+            ResponseBody::Empty | ResponseBody::Upgrade(_) => SizeHint::with_exact(0),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ResponseBody::Upstream(u) => u.size_hint(),
             ResponseBody::Hooked(h) => h.size_hint(),
+            ResponseBody::H2(b) => b.size_hint(),
         }
     }
 }

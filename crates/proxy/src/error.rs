@@ -11,6 +11,11 @@ pub enum ProxyError {
     NoService,
     #[error("Please use HTTPS protocol")]
     HttpsRequired,
+    /// gRPC over HTTP/1 on a grpc/grpcs route.
+    #[error("Please use HTTP2 protocol")]
+    Http2Required,
+    #[error("Non-gRPC request matched gRPC route")]
+    NotGrpc,
     #[error("name resolution failed")]
     NameResolution(String),
     #[error("failure to get a peer from the ring-balancer")]
@@ -60,6 +65,16 @@ impl ProxyError {
             ProxyError::HttpsRequired => (
                 StatusCode::UPGRADE_REQUIRED,
                 "Please use HTTPS protocol",
+                Gateway,
+            ),
+            ProxyError::Http2Required => (
+                StatusCode::UPGRADE_REQUIRED,
+                "Please use HTTP2 protocol",
+                Gateway,
+            ),
+            ProxyError::NotGrpc => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Non-gRPC request matched gRPC route",
                 Gateway,
             ),
             ProxyError::NameResolution(_) => (

@@ -5,13 +5,17 @@
 //! - [`worker`]: thread-per-core event loops accepting client connections (HTTP/1.1, h2c, and
 //!   both over TLS: [`tls`], [`transport`]);
 //! - [`request`]: the life of a proxied request (route → checks → upstream → response);
-//! - [`upstream`]: upstream connections, keepalive pool, timeouts;
+//! - [`upstream`]: upstream connections (HTTP/1.1 with a keepalive pool, HTTP/2 for gRPC);
+//! - [`grpc`]: Kong's gRPC rules and gRPC-form errors;
+//! - [`stream`]: the `stream_listen` proxy (tcp, tls_passthrough routes); [`tunnel`]: relaying
+//!   bytes both ways (streams, [`websocket`]);
 //! - [`error`] / [`response`]: the one place failures become Kong's responses;
 //! - [`status`]: the status API; [`metrics`]: its (and the Admin API's) `/metrics`.
 
 pub mod access_log;
 pub mod body;
 pub mod error;
+pub mod grpc;
 pub mod http;
 pub mod listener;
 pub mod metrics;
@@ -21,9 +25,12 @@ pub mod response;
 pub mod snapshot;
 pub mod state;
 pub mod status;
+pub mod stream;
 pub mod tls;
 pub mod transport;
+pub mod tunnel;
 pub mod upstream;
+pub mod websocket;
 pub mod worker;
 
 pub use reconfigure::{ReconfigureError, Reconfigurer, Update};
@@ -57,6 +64,8 @@ pub struct Proxy {
     pub addrs: Vec<SocketAddr>,
     /// `ssl` listeners.
     pub tls_addrs: Vec<SocketAddr>,
+    /// The `stream_listen` addresses (TCP).
+    pub stream_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -119,16 +128,18 @@ impl Proxy {
                 });
             }
         }
+        let (streams, stream_addrs) = stream::bind(&settings.stream_listen, workers)?;
         let (shutdown, rx) = watch::channel(false);
         let mut handles = Vec::new();
-        for (i, socks) in per_worker.into_iter().enumerate() {
-            let h = worker::spawn(i, socks, shared.clone(), rx.clone(), grace)
+        for (i, (socks, streams)) in per_worker.into_iter().zip(streams).enumerate() {
+            let h = worker::spawn(i, socks, streams, shared.clone(), rx.clone(), grace)
                 .map_err(StartError::Thread)?;
             handles.push(h);
         }
         Ok(Proxy {
             addrs,
             tls_addrs,
+            stream_addrs,
             shutdown,
             workers: handles,
         })

@@ -95,15 +95,19 @@ pub(crate) fn for_error(
         },
     };
     let mut reply = text(status, mime, error_body(mime, message, request_id));
-    if matches!(err, ProxyError::HttpsRequired) {
+    let upgrade = match err {
+        ProxyError::HttpsRequired => Some("TLS/1.2, HTTP/1.1"),
+        ProxyError::Http2Required => Some("HTTP/2"),
+        _ => None,
+    };
+    if let Some(upgrade) = upgrade {
         reply.fields.set_new(
             http::header::CONNECTION,
             HeaderValue::from_static("Upgrade"),
         );
-        reply.fields.set_new(
-            http::header::UPGRADE,
-            HeaderValue::from_static("TLS/1.2, HTTP/1.1"),
-        );
+        reply
+            .fields
+            .set_new(http::header::UPGRADE, HeaderValue::from_static(upgrade));
     }
     reply
 }

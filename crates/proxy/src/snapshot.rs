@@ -52,6 +52,8 @@ pub struct CompiledService {
     pub connect_timeout: Duration,
     pub write_timeout: Duration,
     pub read_timeout: Duration,
+    /// grpc or grpcs: requests go over HTTP/2.
+    pub grpc: bool,
     pub target: ServiceTarget,
     /// The Host header for each target (the service host, or each upstream target), computed
     /// once per snapshot.
@@ -91,6 +93,10 @@ pub struct CompiledRoute {
     /// Only https (and no http) in protocols: plain requests get 426 or a redirect.
     pub https_only: bool,
     pub https_redirect_status_code: u16,
+    /// grpc or grpcs in protocols: only gRPC over HTTP/2 is accepted.
+    pub grpc: bool,
+    /// grpc in protocols (plain gRPC is accepted, not only grpcs).
+    pub grpc_plain: bool,
     pub strip_path: bool,
     pub preserve_host: bool,
     pub path_handling: silverback_router::PathHandling,
@@ -118,6 +124,8 @@ pub struct Snapshot {
     pub certificates: CertStore,
     /// Upstream TLS configurations by id, reused by the next snapshot.
     upstream_tls: HashMap<u64, Arc<UpstreamTls>>,
+    /// Routes of protocols tcp, tls and tls_passthrough, for `stream_listen`.
+    pub streams: crate::stream::StreamRoutes,
     path_handling_v1: bool,
     /// Typed rows this snapshot was compiled from, by id, so the next one re-reads only rows
     /// that changed (unchanged rows are the same `Arc` in the next config).
@@ -169,8 +177,8 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    /// Compiles a config. Routes of disabled services and stream routes are left out of the
-    /// HTTP router, as in Kong. `path_handling_v1`: honour routes' `path_handling: v1` (Kong's
+    /// Compiles a config. Routes of disabled services are left out, as in Kong; stream routes
+    /// go to their own router. `path_handling_v1`: honour routes' `path_handling: v1` (Kong's
     /// `traditional` flavor); otherwise v1 behaves as v0, as in `traditional_compatible`.
     pub fn build(config: Arc<Config>, path_handling_v1: bool) -> Result<Snapshot, SnapshotError> {
         Self::compile(config, path_handling_v1, None)
@@ -235,21 +243,22 @@ impl Snapshot {
         }
         let mut specs = Vec::new();
         let mut routes = Vec::new();
+        let mut streams = crate::stream::StreamRoutesBuilder::default();
         for (row, r) in typed_rows(&config, "routes", previous.map(|p| &p.typed.routes))? {
             let id = r.id;
-            let service = if r.is_stream() {
-                None
-            } else {
-                match r.service {
-                    Some(fk) => match services.get(&fk.id) {
-                        Some((true, s)) => Some(Some(s.clone())),
-                        // A disabled service takes its routes out of the router.
-                        _ => None,
-                    },
-                    None => Some(None),
-                }
+            let service = match r.service {
+                Some(fk) => match services.get(&fk.id) {
+                    Some((true, s)) => Some(Some(s.clone())),
+                    // A disabled service takes its routes out of the router.
+                    _ => None,
+                },
+                None => Some(None),
             };
-            if let Some(service) = service {
+            if r.is_stream() {
+                if let Some(service) = service {
+                    streams.add(route_spec(&r), &r, service);
+                }
+            } else if let Some(service) = service {
                 specs.push(route_spec(&r));
                 let chain = plugins.chain(Some(r.id), service.as_ref().map(|s| s.id));
                 routes.push(compile_route(&r, &row, service, chain, path_handling_v1));
@@ -268,6 +277,7 @@ impl Snapshot {
             plugins,
             certificates,
             upstream_tls,
+            streams: streams.build(),
             path_handling_v1,
             typed,
         })
@@ -308,6 +318,7 @@ fn compile_service(
         connect_timeout: Duration::from_millis(s.connect_timeout),
         write_timeout: Duration::from_millis(s.write_timeout),
         read_timeout: Duration::from_millis(s.read_timeout),
+        grpc: matches!(s.protocol.as_str(), "grpc" | "grpcs"),
         target,
         host_headers: Vec::new(),
         entity: Arc::new(EntityRef {
@@ -413,6 +424,8 @@ fn compile_route(
         id: r.id,
         https_only: r.has_protocol("https") && !r.has_protocol("http"),
         https_redirect_status_code: r.https_redirect_status_code,
+        grpc: r.has_protocol("grpc") || r.has_protocol("grpcs"),
+        grpc_plain: r.has_protocol("grpc"),
         strip_path: r.strip_path,
         preserve_host: r.preserve_host,
         path_handling: match r.path_handling {

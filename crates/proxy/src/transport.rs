@@ -67,46 +67,77 @@ impl TlsStream {
                 let want = self.plaintext.get().min(buf.capacity() - buf.len()).max(1);
                 let start = buf.len();
                 buf.resize(start + want, 0);
-                let got = self.tls.borrow_mut().reader().read(&mut buf[start..]);
+                let got = self.read_plaintext(&mut buf[start..]);
+                buf.truncate(start + *got.as_ref().unwrap_or(&0));
                 match got {
-                    Ok(n) => {
-                        buf.truncate(start + n);
-                        self.plaintext.set(self.plaintext.get().saturating_sub(n));
-                        if n > 0 {
-                            return Ok(n);
-                        }
-                    }
-                    Err(e) => {
-                        buf.truncate(start);
-                        self.plaintext.set(0);
-                        if e.kind() != io::ErrorKind::WouldBlock {
-                            return Err(e);
-                        }
-                    }
+                    Ok(0) => {}
+                    other => return other,
                 }
             }
-            if self.closed.get() {
+            if !self.decrypt()? {
                 return Ok(0);
             }
-            let mut tls = self.tls.borrow_mut();
-            let n = tls.read_tls(&mut TcpIo(&self.tcp))?;
-            let state = match tls.process_new_packets() {
-                Ok(s) => s,
-                Err(e) => {
-                    // The alert rustls queued tells the peer why; best effort.
-                    let _ = tls.write_tls(&mut TcpIo(&self.tcp));
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+    }
+
+    /// Like `read_buf`, into a slice (for the `AsyncRead` of tunnels).
+    fn read_slice(&self, dst: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.plaintext.get() > 0 {
+                match self.read_plaintext(dst) {
+                    Ok(0) => {}
+                    other => return other,
                 }
-            };
-            self.plaintext.set(state.plaintext_bytes_to_read());
-            if n == 0 || state.peer_has_closed() {
-                self.closed.set(true);
             }
-            // Key updates and tickets answer reads; send them when the socket takes them.
-            if tls.wants_write() {
-                let _ = flush_some(&mut tls, &self.tcp);
+            if !self.decrypt()? {
+                return Ok(0);
             }
         }
+    }
+
+    /// Takes decrypted bytes rustls holds; `Ok(0)` when it held none after all.
+    fn read_plaintext(&self, dst: &mut [u8]) -> io::Result<usize> {
+        match self.tls.borrow_mut().reader().read(dst) {
+            Ok(n) => {
+                self.plaintext.set(self.plaintext.get().saturating_sub(n));
+                Ok(n)
+            }
+            Err(e) => {
+                self.plaintext.set(0);
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    Ok(0)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Reads and decrypts what the socket has: false once the peer has closed, `WouldBlock`
+    /// when the socket has nothing.
+    fn decrypt(&self) -> io::Result<bool> {
+        if self.closed.get() {
+            return Ok(false);
+        }
+        let mut tls = self.tls.borrow_mut();
+        let n = tls.read_tls(&mut TcpIo(&self.tcp))?;
+        let state = match tls.process_new_packets() {
+            Ok(s) => s,
+            Err(e) => {
+                // The alert rustls queued tells the peer why; best effort.
+                let _ = tls.write_tls(&mut TcpIo(&self.tcp));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        };
+        self.plaintext.set(state.plaintext_bytes_to_read());
+        if n == 0 || state.peer_has_closed() {
+            self.closed.set(true);
+        }
+        // Key updates and tickets answer reads; send them when the socket takes them.
+        if tls.wants_write() {
+            let _ = flush_some(&mut tls, &self.tcp);
+        }
+        Ok(true)
     }
 
     fn write_vectored(&self, parts: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -264,5 +295,73 @@ impl Stream {
             tls.send_close_notify();
             let _ = flush_some(&mut tls, &t.tcp);
         }
+    }
+}
+
+/// `AsyncRead` + `AsyncWrite` over a borrowed [`Stream`], for the byte tunnels (WebSocket) that
+/// relay with tokio's I/O traits once the HTTP codecs are done with a connection.
+pub struct AsyncIo<'a>(pub &'a Stream);
+
+impl tokio::io::AsyncRead for AsyncIo<'_> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            let got = match self.0 {
+                Stream::Plain(s) => s.try_read(buf.initialize_unfilled()),
+                Stream::Tls(t) => t.read_slice(buf.initialize_unfilled()),
+            };
+            match got {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for AsyncIo<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Stream::Tls(t) = self.0 else {
+            return Poll::Ready(Ok(()));
+        };
+        loop {
+            if flush_some(&mut t.tls.borrow_mut(), &t.tcp)? {
+                return Poll::Ready(Ok(()));
+            }
+            std::task::ready!(t.tcp.poll_write_ready(cx))?;
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Stream::Tls(t) = self.0 {
+            t.tls.borrow_mut().send_close_notify();
+        }
+        std::task::ready!(self.as_mut().poll_flush(cx))?;
+        let _ = socket2::SockRef::from(self.0.tcp()).shutdown(std::net::Shutdown::Write);
+        Poll::Ready(Ok(()))
     }
 }

@@ -24,9 +24,9 @@ const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often idle upstream connections past their timeout are closed.
 const POOL_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Runs h2 stream tasks on the worker's own thread.
+/// Runs h2 stream and connection tasks on the worker's own thread.
 #[derive(Clone, Copy, Debug)]
-struct LocalExec;
+pub(crate) struct LocalExec;
 
 impl<F> hyper::rt::Executor<F> for LocalExec
 where
@@ -49,6 +49,7 @@ pub struct Listening {
 pub fn spawn(
     index: usize,
     listeners: Vec<Listening>,
+    streams: Vec<crate::stream::StreamListener>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     grace: Duration,
@@ -67,13 +68,14 @@ pub fn spawn(
                 }
             };
             let local = LocalSet::new();
-            local.block_on(&rt, run(index, listeners, shared, shutdown, grace));
+            local.block_on(&rt, run(index, listeners, streams, shared, shutdown, grace));
         })
 }
 
 async fn run(
     index: usize,
     listeners: Vec<Listening>,
+    streams: Vec<crate::stream::StreamListener>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
@@ -92,6 +94,7 @@ async fn run(
         let done = conns_done_tx.clone();
         tokio::task::spawn_local(accept_loop(index, listener, tls, shared, shutdown, done));
     }
+    crate::stream::spawn_accept_loops(index, streams, &shared, &shutdown, &conns_done_tx);
     drop(conns_done_tx);
     let limits = shared.settings.keepalive;
     tokio::task::spawn_local(async move {

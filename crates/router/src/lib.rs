@@ -45,11 +45,13 @@ mod normalize;
 mod path_compiler;
 mod priority;
 mod program;
+mod stream;
 mod upstream;
 mod validate;
 
 pub use build::BuildStats;
 pub use normalize::{escape_path, normalize_path};
+pub use stream::{StreamRequest, StreamRouter};
 pub use upstream::{PathHandling, upstream_path};
 pub use validate::check_path;
 

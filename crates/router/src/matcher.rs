@@ -243,7 +243,7 @@ pub(crate) struct Matcher {
 
 /// Kong drops a whole `sources`/`destinations` condition when one element has neither ip nor
 /// port (its schema forbids that); an empty list is no condition either.
-fn net_rule(list: &[NetMatch]) -> Option<Vec<NetMatch>> {
+pub(crate) fn net_rule(list: &[NetMatch]) -> Option<Vec<NetMatch>> {
     if list.is_empty() || list.iter().any(|n| n.ip.is_none() && n.port.is_none()) {
         None
     } else {
@@ -251,7 +251,7 @@ fn net_rule(list: &[NetMatch]) -> Option<Vec<NetMatch>> {
     }
 }
 
-fn net_matches(list: &[NetMatch], (ip, port): (IpAddr, u16)) -> bool {
+pub(crate) fn net_matches(list: &[NetMatch], (ip, port): (IpAddr, u16)) -> bool {
     list.iter()
         .any(|n| n.ip.is_none_or(|net| net.contains(&ip)) && n.port.is_none_or(|p| p == port))
 }

@@ -147,6 +147,7 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
     let listening = Listening {
         proxy: proxy.addrs.clone(),
         proxy_ssl: proxy.tls_addrs.clone(),
+        stream: proxy.stream_addrs.clone(),
         admin: admin_addrs,
         admin_ssl: admin_tls_addrs,
         status: status_addrs,
@@ -278,6 +279,7 @@ fn serve_status(
 struct Listening {
     proxy: Vec<SocketAddr>,
     proxy_ssl: Vec<SocketAddr>,
+    stream: Vec<SocketAddr>,
     admin: Vec<SocketAddr>,
     admin_ssl: Vec<SocketAddr>,
     status: Vec<SocketAddr>,
@@ -285,10 +287,11 @@ struct Listening {
 }
 
 impl Listening {
-    fn lists(&self) -> [(&'static str, &[SocketAddr]); 6] {
+    fn lists(&self) -> [(&'static str, &[SocketAddr]); 7] {
         [
             ("proxy", &self.proxy),
             ("proxy_ssl", &self.proxy_ssl),
+            ("stream", &self.stream),
             ("admin", &self.admin),
             ("admin_ssl", &self.admin_ssl),
             ("status", &self.status),

@@ -4,6 +4,7 @@
 
 pub mod collector;
 pub mod tls;
+pub mod tls_echo;
 pub mod upstream;
 
 use bytes::Bytes;
@@ -221,6 +222,16 @@ impl Gateway {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The `stream_listen` addresses, in the order they were configured.
+    pub fn stream_addrs(&self) -> Vec<SocketAddr> {
+        let text = std::fs::read_to_string(self.prefix().join("listeners.json")).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["stream"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str()?.parse().ok()).collect())
+            .unwrap_or_default()
     }
 
     pub fn log_text(&self) -> String {

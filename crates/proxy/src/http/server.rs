@@ -139,6 +139,8 @@ async fn serve_requests(stream: &Stream, conn: Arc<ConnInfo>, shutdown: watch::R
                 consumed: &consumed,
             }))
         };
+        let websocket = known.upgrade.is_some()
+            && crate::websocket::is_websocket(known.upgrade.and_then(|i| fields.value_at(i)));
         let req = ClientRequest {
             method,
             raw_target,
@@ -147,8 +149,24 @@ async fn serve_requests(stream: &Stream, conn: Arc<ConnInfo>, shutdown: watch::R
             authority,
             fields,
             body,
+            websocket,
         };
-        let reply = request::handle(req, &conn).await;
+        let mut reply = request::handle(req, &conn).await;
+        if websocket
+            && reply.status == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(tunnel) = reply.body.take_tunnel()
+        {
+            // The plugins' hooks stay until the tunnel ends, so `log` runs then.
+            let hooks = std::mem::replace(&mut reply.body, ResponseBody::Empty);
+            if write_reply(&stream, &mut out, reply, false, true, version)
+                .await
+                .is_ok()
+            {
+                crate::websocket::relay(crate::transport::AsyncIo(stream), rbuf, tunnel).await;
+            }
+            drop(hooks);
+            return;
+        }
         // A body left unread would be taken for the next request: close instead.
         keep_alive &= consumed.get() && !*shutdown.borrow();
         match write_reply(stream, &mut out, reply, head_only, keep_alive, version).await {

@@ -74,6 +74,9 @@ pub struct ClientRequest<'a> {
     /// Fields as received, hop-by-hop ones already dropped.
     pub fields: Fields,
     pub body: RequestBody<'a>,
+    /// An HTTP/1.1 WebSocket handshake (`Upgrade: websocket`), which may turn the connection
+    /// into a tunnel.
+    pub websocket: bool,
 }
 
 /// The response to send to the client.
@@ -113,10 +116,13 @@ pub async fn handle(mut req: ClientRequest<'_>, conn: &ConnInfo) -> Reply {
     .await
     {
         Ok(r) => r,
-        Err(err) => (
-            gateway_error(conn, &err, &req.fields, &request_id, started),
-            ResponseSource::Error,
-        ),
+        Err(err) => {
+            let mut reply = gateway_error(conn, &err, &req.fields, &request_id, started);
+            if req.version == Version::HTTP_2 {
+                crate::grpc::error_form(&mut reply, &err, &req.fields);
+            }
+            (reply, ResponseSource::Error)
+        }
     };
     if let Some(log) = &conn.shared.settings.access_log {
         access_log_entry(log, conn, &req, &reply, plugged.as_ref());
@@ -223,6 +229,7 @@ pub async fn handle_hyper(
         authority,
         fields,
         body,
+        websocket: false,
     };
     Ok(handle(req, &conn).await.into_http())
 }
@@ -375,6 +382,17 @@ async fn proxy(
         let reply = https_required(conn, route, &fwd_host, &req.target, request_id, started)?;
         return Ok((reply, ResponseSource::Exit));
     }
+    if route.grpc
+        && let Some(mut reply) = crate::grpc::route_rules(
+            req.version,
+            &req.fields,
+            route.grpc_plain,
+            fwd_proto.as_bytes() == b"https",
+        )?
+    {
+        add_gateway_headers(conn, &mut reply.fields, request_id, started);
+        return Ok((reply, ResponseSource::Exit));
+    }
     let fwd_port = from_client(&X_FORWARDED_PORT).unwrap_or_else(|| conn.local_port.clone());
     let fwd_path = match from_client(&X_FORWARDED_PATH) {
         Some(p) => p,
@@ -501,9 +519,19 @@ async fn proxy(
     if settings.headers_upstream.request_id {
         fields.set_new(X_KONG_REQUEST_ID, request_id.clone());
     }
+    if req.websocket {
+        crate::websocket::ask_upstream(fields);
+    }
 
     let body = std::mem::replace(&mut req.body, RequestBody::Empty);
-    let body = match read_body(body, route.request_buffering, settings).await {
+    // gRPC streams (nginx's grpc_pass does not buffer); HTTP/1 bodies to an HTTP/2 upstream
+    // are read first, since the upstream connection sends them from its own task.
+    let buffering = if service.grpc {
+        req.version != Version::HTTP_2
+    } else {
+        route.request_buffering
+    };
+    let body = match read_body(body, buffering, settings).await {
         Ok(b) => b,
         Err(e) => return limit_exit(e),
     };
@@ -516,6 +544,7 @@ async fn proxy(
         method: &req.method,
         target: &target,
         fields: &req.fields,
+        upgrade: req.websocket,
         // A Host a plugin set wins over `preserve_host` and the service's, as in Kong.
         preserved_host: overrides.host.as_ref().or(if route.preserve_host {
             client_host.as_ref()
@@ -535,19 +564,44 @@ async fn proxy(
         &mut p.ctx.served
     });
     let rid = request_id.to_str().unwrap_or_default();
-    let sent = send_with_retries(conn, &service, &head, body, started, rid, tries).await;
-    let resp = match sent {
+    let sent = if service.grpc {
+        crate::grpc::send(
+            conn,
+            &service,
+            &req.method,
+            &req.target,
+            &req.fields,
+            head.preserved_host,
+            body,
+        )
+        .await
+    } else {
+        send_with_retries(conn, &service, &head, body, started, rid, tries)
+            .await
+            .map(|resp| h1_parts(resp, &service))
+    };
+    let (status, fields, body) = match sent {
         Ok(r) => r,
         Err(e) => return limit_exit(e),
     };
     let upstream_latency = sent_at.elapsed();
     if let Some(p) = plugged.as_mut() {
         p.ctx.served.upstream_latency = Some(upstream_latency);
-        p.ctx.served.upstream_status = Some(resp.status.as_u16());
+        p.ctx.served.upstream_status = Some(status.as_u16());
     }
+    let via = if service.grpc {
+        &settings.via_h2
+    } else {
+        &settings.via_h1
+    };
     let reply = finish_response(
         conn,
-        resp,
+        Reply {
+            status,
+            fields,
+            body,
+        },
+        via,
         request_id,
         sent_at.duration_since(started),
         upstream_latency,
@@ -655,6 +709,7 @@ struct UpstreamHead<'a> {
     method: &'a Method,
     target: &'a PathAndQuery,
     fields: &'a Fields,
+    upgrade: bool,
     preserved_host: Option<&'a HeaderValue>,
 }
 
@@ -699,6 +754,7 @@ async fn send_with_retries(
             target: head.target.as_str(),
             host: head.preserved_host.or(host_header.as_ref()),
             fields: head.fields,
+            upgrade: head.upgrade,
         };
         if let Some(s) = served.as_deref_mut() {
             s.tries.push(silverback_plugins::pdk::Try {
@@ -809,19 +865,19 @@ fn tls_target(
 }
 
 /// Where an attempt goes.
-struct Picked<'s> {
-    addr: SocketAddr,
+pub(crate) struct Picked<'s> {
+    pub(crate) addr: SocketAddr,
     /// The Host the target gets.
-    host_header: Option<HeaderValue>,
+    pub(crate) host_header: Option<HeaderValue>,
     /// The upstream target's index, to not pick it again on a retry.
-    index: Option<usize>,
+    pub(crate) index: Option<usize>,
     /// The host name (Kong's `balancer_data.hostname`: the upstream's `host_header`, else
     /// the target's or service's host), for traces.
-    name: &'s str,
+    pub(crate) name: &'s str,
 }
 
 /// Where the next attempt goes: a balanced target of the upstream, or the service host.
-async fn pick_target<'s>(
+pub(crate) async fn pick_target<'s>(
     conn: &ConnInfo,
     service: &'s CompiledService,
     tried: &[usize],
@@ -857,23 +913,45 @@ async fn pick_target<'s>(
     }
 }
 
-/// The client's reply: the upstream's head with hop-by-hop fields removed and Kong's added.
+/// An HTTP/1.1 upstream response as a reply's parts (hop-by-hop fields were dropped while its
+/// head was parsed); a `101` becomes a tunnel with the service's timeouts.
+fn h1_parts(
+    resp: upstream::h1::Response,
+    service: &CompiledService,
+) -> (StatusCode, Fields, ResponseBody) {
+    let mut fields = resp.fields;
+    let body = match resp.body {
+        upstream::h1::ResponseBody::Complete(b) if b.is_empty() => ResponseBody::Empty,
+        upstream::h1::ResponseBody::Complete(b) => ResponseBody::Full(Some(b)),
+        upstream::h1::ResponseBody::Stream(b) => ResponseBody::Upstream(b),
+        upstream::h1::ResponseBody::Upgraded(upstream) => {
+            crate::websocket::answer_client(&mut fields);
+            let idle = crate::tunnel::Idle {
+                read: service.read_timeout,
+                write: service.write_timeout,
+            };
+            ResponseBody::Upgrade(Box::new(crate::websocket::Tunnel { upstream, idle }))
+        }
+    };
+    (resp.status, fields, body)
+}
+
+/// The client's reply: the upstream's head with Kong's headers added.
 fn finish_response(
     conn: &ConnInfo,
-    resp: upstream::h1::Response,
+    mut reply: Reply,
+    via: &HeaderValue,
     request_id: &HeaderValue,
     proxy_latency: std::time::Duration,
     upstream_latency: std::time::Duration,
 ) -> Reply {
     let s = &conn.shared.settings;
-    let status = resp.status;
-    // Hop-by-hop fields were dropped while the head was parsed.
-    let mut f = resp.fields;
+    let f = &mut reply.fields;
     if s.headers.via {
         if f.contains("via") {
-            f.append_list(VIA, s.via_h1.as_bytes());
+            f.append_list(VIA, via.as_bytes());
         } else {
-            f.set_new(VIA, s.via_h1.clone());
+            f.set_new(VIA, via.clone());
         }
     }
     // Kong (3.8+) names itself when the upstream does not.
@@ -895,20 +973,11 @@ fn finish_response(
     if s.headers.upstream_status {
         f.set_new(
             X_KONG_UPSTREAM_STATUS,
-            int_value(u64::from(status.as_u16())),
+            int_value(u64::from(reply.status.as_u16())),
         );
     }
     if s.headers.request_id {
         f.set(X_KONG_REQUEST_ID, request_id.clone());
     }
-    let body = match resp.body {
-        upstream::h1::ResponseBody::Complete(b) if b.is_empty() => ResponseBody::Empty,
-        upstream::h1::ResponseBody::Complete(b) => ResponseBody::Full(Some(b)),
-        upstream::h1::ResponseBody::Stream(b) => ResponseBody::Upstream(b),
-    };
-    Reply {
-        status,
-        fields: f,
-        body,
-    }
+    reply
 }

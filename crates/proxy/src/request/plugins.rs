@@ -148,6 +148,13 @@ pub(crate) fn body_for_plugins(body: &crate::body::RequestBody<'_>) -> PluginBod
 /// The reply for a plugin's exit, with the gateway's own headers, or those of a proxied
 /// response when the exit stands for the upstream's (a cached response).
 pub(crate) fn exit_reply(conn: &ConnInfo, exit: Exit, ctx: &Ctx, started: Instant) -> Reply {
+    let exit = if ctx.request.version == http::Version::HTTP_2
+        && crate::grpc::is_grpc_type(ctx.request.header("content-type"))
+    {
+        crate::grpc::exit_form(exit)
+    } else {
+        exit
+    };
     if ctx.proxied {
         let mut reply = exit_body(exit, None, &ctx.request_id);
         add_proxied_headers(conn, &mut reply.fields, &ctx.request_id, started);
@@ -398,6 +405,11 @@ impl Hooked {
 
     pub(crate) fn is_end_stream(&self) -> bool {
         self.logged
+    }
+
+    /// The body the hooks wrap (a `101`'s tunnel is taken out of it).
+    pub(crate) fn inner_mut(&mut self) -> &mut ResponseBody {
+        &mut self.inner
     }
 
     /// Counts the response head the server wrote for this body.

@@ -90,6 +90,11 @@ impl Conn {
         }))
     }
 
+    /// The socket and the bytes already read past the last response head.
+    pub(crate) fn into_parts(self) -> (crate::transport::Stream, BytesMut) {
+        (self.io, self.buf)
+    }
+
     /// Whether an idle connection can carry another request. Nothing may have arrived on it
     /// while idle: readable means the upstream closed it (or sent garbage). When the event loop
     /// has seen no event, this costs no system call.
@@ -133,6 +138,8 @@ pub struct Head<'a> {
     /// Replaces the client's Host field when set.
     pub host: Option<&'a http::HeaderValue>,
     pub fields: &'a Fields,
+    /// A WebSocket handshake: a `101` answer hands the connection over.
+    pub upgrade: bool,
 }
 
 /// A response head and its body.
@@ -148,6 +155,8 @@ pub enum ResponseBody {
     Complete(Bytes),
     /// Boxed: only large, streamed bodies take this form.
     Stream(Box<H1Body>),
+    /// A `101` to an upgrade request: the connection now carries another protocol.
+    Upgraded(Box<Conn>),
 }
 
 /// Sends the request and reads the response head. The bool in the error tells whether any of
@@ -182,10 +191,18 @@ pub async fn round_trip(
         break parsed;
     };
     if status == StatusCode::SWITCHING_PROTOCOLS {
-        return Err((
-            AttemptError::Upstream("protocol upgrade is not supported on this route".into()),
-            true,
-        ));
+        if !head.upgrade {
+            return Err((
+                AttemptError::Upstream("protocol upgrade the client did not ask for".into()),
+                true,
+            ));
+        }
+        return Ok(Response {
+            status,
+            version,
+            fields,
+            body: ResponseBody::Upgraded(conn),
+        });
     }
     let framing = response_framing(status, &fields, &known, head_only).map_err(|e| (e, true))?;
     let (keep_alive, lists_fields) = connection(version, &fields, &known);
@@ -733,6 +750,7 @@ mod tests {
             target: "/p?q=1",
             host: Some(&host),
             fields: &fields,
+            upgrade: false,
         };
         let mut out = Vec::new();
         assert!(!encode_head(&mut out, &head, &RequestBody::Empty));

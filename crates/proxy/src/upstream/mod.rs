@@ -2,6 +2,7 @@
 //! relaying the response body back while the connection waits to return to the pool.
 
 pub mod h1;
+pub mod h2;
 pub mod pool;
 
 use crate::body::RequestBody;
@@ -70,6 +71,20 @@ impl std::fmt::Display for AttemptError {
             AttemptError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
         }
     }
+}
+
+/// A new TCP connection to an upstream, within the service's connect timeout.
+pub async fn connect_tcp(
+    addr: std::net::SocketAddr,
+    timeout: Duration,
+) -> Result<tokio::net::TcpStream, AttemptError> {
+    let io = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        Err(_) => return Err(AttemptError::ConnectTimeout),
+        Ok(Err(e)) => return Err(AttemptError::Connect(e)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = io.set_nodelay(true);
+    Ok(io)
 }
 
 /// Sends one attempt over a pooled connection when a usable one is idle, else a new one.

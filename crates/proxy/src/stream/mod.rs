@@ -1,0 +1,237 @@
+//! The stream proxy (`stream_listen`): TCP connections routed by Kong's stream routes
+//! (protocols tcp, tls, tls_passthrough) to a service, whose bytes are then relayed both ways.
+//!
+//! A plain listener routes on the connection's addresses. An `ssl` listener first reads the
+//! TLS ClientHello's server name without consuming it (`sni.rs`), routes with it too, and then,
+//! as Kong's preread server does, relays the encrypted bytes untouched for a tls_passthrough
+//! route, or terminates TLS for a tls route. Termination needs the node's certificates: the
+//! acceptor plugs in at [`terminate`]; until it does, such connections are closed with a log line.
+
+mod forward;
+pub mod sni;
+
+use crate::request::ConnInfo;
+use crate::snapshot::CompiledService;
+use crate::state::Shared;
+use silverback_model::entities::Route;
+use silverback_router::{RouteSpec, StreamRequest, StreamRouter};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// How long a client on an `ssl` stream listener has to send its ClientHello (nginx's
+/// `preread_timeout`).
+const PREREAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One `stream_listen` socket of a worker.
+#[derive(Debug)]
+pub struct StreamListener {
+    pub socket: std::net::TcpListener,
+    /// The `ssl` flag: connections start with a TLS ClientHello.
+    pub ssl: bool,
+}
+
+/// A stream route as the proxy uses it.
+#[derive(Debug)]
+pub struct StreamRoute {
+    pub id: Uuid,
+    pub name: Option<Arc<str>>,
+    /// `tls_passthrough` in protocols: relay the TLS bytes as they are.
+    pub passthrough: bool,
+    /// `tls` in protocols: terminate TLS, then proxy the plain bytes.
+    pub terminate: bool,
+    pub service: Option<Arc<CompiledService>>,
+}
+
+/// The compiled stream routes of a snapshot.
+#[derive(Debug, Default)]
+pub struct StreamRoutes {
+    pub router: StreamRouter,
+    /// Indexed as the router's results.
+    pub routes: Vec<StreamRoute>,
+}
+
+/// Collects stream routes while a snapshot is compiled.
+#[derive(Debug, Default)]
+pub(crate) struct StreamRoutesBuilder {
+    specs: Vec<RouteSpec>,
+    routes: Vec<StreamRoute>,
+}
+
+impl StreamRoutesBuilder {
+    pub(crate) fn add(
+        &mut self,
+        spec: RouteSpec,
+        r: &Route,
+        service: Option<Arc<CompiledService>>,
+    ) {
+        self.specs.push(spec);
+        self.routes.push(StreamRoute {
+            id: r.id,
+            name: r.name.as_deref().map(Into::into),
+            passthrough: r.has_protocol("tls_passthrough"),
+            terminate: r.has_protocol("tls"),
+            service,
+        });
+    }
+
+    pub(crate) fn build(self) -> StreamRoutes {
+        StreamRoutes {
+            router: StreamRouter::build(&self.specs),
+            routes: self.routes,
+        }
+    }
+}
+
+/// Starts accepting on a worker's stream listeners (from inside its event loop).
+pub(crate) fn spawn_accept_loops(
+    index: usize,
+    listeners: Vec<StreamListener>,
+    shared: &Arc<Shared>,
+    shutdown: &watch::Receiver<bool>,
+    done: &watch::Sender<()>,
+) {
+    for l in listeners {
+        match TcpListener::from_std(l.socket) {
+            Ok(listener) => {
+                tokio::task::spawn_local(accept_loop(
+                    index,
+                    listener,
+                    l.ssl,
+                    shared.clone(),
+                    shutdown.clone(),
+                    done.clone(),
+                ));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot use stream listening socket"),
+        }
+    }
+}
+
+/// Accepts stream connections on one listener until shutdown; each is served in its own task on
+/// the worker's thread.
+async fn accept_loop(
+    index: usize,
+    listener: TcpListener,
+    ssl: bool,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    done: watch::Sender<()>,
+) {
+    let local = listener.local_addr().ok();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "stream accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(local) = stream.local_addr().ok().or(local) else {
+            continue;
+        };
+        let stats = shared.worker(index);
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.active.fetch_add(1, Ordering::Relaxed);
+        let info = ConnInfo::new(shared.clone(), index, peer, local);
+        let done = done.clone();
+        tokio::task::spawn_local(async move {
+            serve(stream, &info, ssl).await;
+            info.shared
+                .worker(index)
+                .active
+                .fetch_sub(1, Ordering::Relaxed);
+            drop(done);
+        });
+    }
+}
+
+/// Routes one connection and proxies it.
+async fn serve(stream: TcpStream, info: &ConnInfo, ssl: bool) {
+    let _ = stream.set_nodelay(true);
+    let sni = if ssl {
+        match sni::peek_sni(&stream, PREREAD_TIMEOUT).await {
+            sni::Hello::Tls(name) => name,
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let snapshot = info.shared.snapshot();
+    let request = StreamRequest {
+        src: info.peer,
+        dst: info.local,
+        sni: sni.as_deref(),
+    };
+    let Some(route) = snapshot
+        .streams
+        .router
+        .find(&request)
+        .and_then(|i| snapshot.streams.routes.get(i))
+    else {
+        tracing::error!(peer = %info.peer, sni = sni.as_deref(), "no Route found with those values");
+        return;
+    };
+    let Some(service) = route.service.clone() else {
+        tracing::error!(route = %route.id, "no Service found with those values");
+        return;
+    };
+    if ssl && !route.passthrough {
+        if route.terminate {
+            return terminate(stream, info, service, sni).await;
+        }
+        tracing::error!(route = %route.id, "unexpected protocols in matched Route");
+        return;
+    }
+    forward::forward(stream, info, &service).await;
+}
+
+/// TLS termination for `tls` routes on an `ssl` stream listener. Kong terminates with the
+/// certificate its `snis` select and routes the decrypted stream again (now with the
+/// handshake's server name); the proxying after that is [`forward::forward`] over the TLS
+/// stream. The certificate resolver comes with the node's TLS support.
+async fn terminate(
+    _stream: TcpStream,
+    info: &ConnInfo,
+    _service: Arc<CompiledService>,
+    sni: Option<String>,
+) {
+    tracing::error!(
+        peer = %info.peer,
+        sni = sni.as_deref(),
+        "TLS termination of stream routes is not available yet; closing the connection"
+    );
+}
+
+/// Binds every TCP `stream_listen` address once per worker; `udp` listeners are skipped with a
+/// warning. Returns the sockets per worker and the bound addresses.
+pub fn bind(
+    listen: &[silverback_config::Listen],
+    workers: usize,
+) -> Result<(Vec<Vec<StreamListener>>, Vec<SocketAddr>), crate::listener::BindError> {
+    let mut per_worker: Vec<Vec<StreamListener>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut addrs = Vec::new();
+    for l in listen {
+        if l.udp {
+            tracing::warn!(listen = %l, "udp stream listeners are not served yet; skipping");
+            continue;
+        }
+        let socks = crate::listener::bind_reuseport(l.addr, workers, l.backlog.unwrap_or(16384))?;
+        if let Some(a) = socks.first().and_then(|s| s.local_addr().ok()) {
+            addrs.push(a);
+        }
+        for (slot, socket) in per_worker.iter_mut().zip(socks) {
+            slot.push(StreamListener { socket, ssl: l.ssl });
+        }
+    }
+    Ok((per_worker, addrs))
+}
