@@ -265,13 +265,67 @@ impl Balancer {
         let _ = tokio::time::timeout(timeout, rx.wait_for(|r| *r)).await;
     }
 
+    /// What active probes send as Host for a target's addresses: the upstream's
+    /// `host_header`, else the target's host.
+    pub(crate) fn probe_host(&self, target: usize) -> String {
+        match (&self.host_header, self.targets.get(target)) {
+            (Some(h), _) => h.clone(),
+            (None, Some(t)) => t.host.clone(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The Admin API's `PUT /upstreams/{u}/targets/{t}/healthy|unhealthy`: every address of
+    /// the target, or only `address` (`ip:port`). Kong's messages for what cannot be set.
+    pub fn set_health(
+        &self,
+        target: &str,
+        address: Option<SocketAddr>,
+        healthy: bool,
+    ) -> Result<(), String> {
+        if !self.checks.in_use() {
+            return Err(format!("no healthchecker found for {}", self.name));
+        }
+        let index = self
+            .targets
+            .iter()
+            .position(|t| t.target == target)
+            .ok_or_else(|| format!("target not found for {target}"))?;
+        let entries = self.entries();
+        let mut found = false;
+        for a in entries
+            .addresses
+            .iter()
+            .filter(|a| a.target == index && address.is_none_or(|x| x == a.addr))
+        {
+            found = true;
+            if a.state.health.set(healthy) {
+                tracing::warn!(
+                    upstream = %self.name,
+                    address = %a.addr,
+                    "[healthchecks] address set {} through the Admin API",
+                    if healthy { "healthy" } else { "unhealthy" }
+                );
+            }
+        }
+        match (found, address) {
+            (true, _) => Ok(()),
+            (false, Some(a)) => Err(format!("target not found for {a}")),
+            (false, None) => Err(format!("target not found for {target}")),
+        }
+    }
+
     /// Starts the balancer's background work on the control runtime: keeping target names
-    /// resolved.
+    /// resolved, and active health checks.
     pub(crate) fn start(self: &Arc<Self>) {
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         let runtime = self.registry.dns().runtime();
         if self.has_names() {
             let task = runtime.spawn(resolve::keep_resolved(Arc::downgrade(self)));
+            tasks.push(task.abort_handle());
+        }
+        if self.checks.active_enabled() {
+            let task = runtime.spawn(crate::health::active::run(Arc::downgrade(self)));
             tasks.push(task.abort_handle());
         }
     }

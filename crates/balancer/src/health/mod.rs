@@ -10,7 +10,9 @@
 //! unhealthy" (still skipped). A limit of 0 turns that counter off. Everything is atomics: the
 //! proxy reports after every attempt without locking.
 
+pub(crate) mod active;
 mod checks;
+mod probe;
 
 pub use checks::{Checks, Limits, ProbeKind, StatusSet};
 
