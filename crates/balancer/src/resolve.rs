@@ -149,7 +149,10 @@ pub(crate) async fn expand(dns: &Dns, t: &TargetSpec) -> (Expansion, Instant) {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(target = %t.target, error = %e, "querying dns for a target failed");
-            return (Expansion::failed(e.to_string()), dns.retry_after_error());
+            return (
+                Expansion::failed(e.reason().to_string()),
+                dns.retry_after_error(),
+            );
         }
     };
     let mut until = answer.valid_until;

@@ -4,6 +4,7 @@
 //! (`key = value`, `#` comments), `SILVERBACK_<NAME>` environment variables, command-line flags.
 //! The environment is passed in (not read here) so tests can hand over a map.
 
+mod dns;
 mod listen;
 mod table;
 mod values;
@@ -11,6 +12,7 @@ mod values;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use dns::{DnsOrder, DnsSettings};
 pub use ipnet::IpNet;
 pub use listen::{Listen, parse_listen_list};
 pub use table::{ALIASES, KONG_SETTINGS_WITHOUT_EFFECT, SENSITIVE_SETTINGS, SETTINGS, SettingDef};
@@ -151,6 +153,8 @@ pub struct Settings {
     pub proxy_access_log: Option<PathBuf>,
     /// Where the syslog plugin sends entries (`syslog_socket`).
     pub syslog_socket: PathBuf,
+    /// The `dns_*` settings.
+    pub dns: DnsSettings,
     /// Settings that were accepted but do nothing here, to be logged once at start.
     pub warnings: Vec<String>,
     /// Every setting's value as given, secrets replaced by `******` (Admin API `GET /`).
@@ -296,6 +300,7 @@ impl RawSettings {
             router_flavor: RouterFlavor::TraditionalCompatible,
             syslog_socket: PathBuf::from(self.get("syslog_socket").trim()),
             proxy_access_log: None,
+            dns: DnsSettings::default(),
             warnings: self.warnings.clone(),
             shown: self
                 .values
@@ -394,11 +399,46 @@ impl RawSettings {
             "router_flavor",
             parse_router_flavor(self.get("router_flavor")).map(|v| s.router_flavor = v),
         );
+        self.parse_dns(&mut s.dns, &mut check);
         if errors.is_empty() {
             Ok(s)
         } else {
             Err(ConfigError::Invalid(errors))
         }
+    }
+}
+
+impl RawSettings {
+    fn parse_dns(&self, d: &mut DnsSettings, check: &mut impl FnMut(&str, Result<(), String>)) {
+        check(
+            "dns_resolver",
+            dns::parse_resolvers(self.get("dns_resolver")).map(|v| d.resolvers = v),
+        );
+        check("dns_hostsfile", non_empty(self.get("dns_hostsfile")));
+        d.hostsfile = PathBuf::from(self.get("dns_hostsfile").trim());
+        check(
+            "dns_order",
+            dns::parse_order(self.get("dns_order")).map(|v| d.order = v),
+        );
+        let valid = self.get("dns_valid_ttl").trim();
+        if !valid.is_empty() {
+            check(
+                "dns_valid_ttl",
+                dns::parse_seconds(valid).map(|v| d.valid_ttl = Some(v)),
+            );
+        }
+        for (name, slot) in [
+            ("dns_stale_ttl", &mut d.stale_ttl),
+            ("dns_not_found_ttl", &mut d.not_found_ttl),
+            ("dns_error_ttl", &mut d.error_ttl),
+        ] {
+            check(name, dns::parse_seconds(self.get(name)).map(|v| *slot = v));
+        }
+        check(
+            "dns_cache_size",
+            values::parse_uint(self.get("dns_cache_size"))
+                .map(|v| d.cache_size = usize::try_from(v).unwrap_or(usize::MAX).max(1)),
+        );
     }
 }
 

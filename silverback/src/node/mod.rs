@@ -83,7 +83,7 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
         .enable_all()
         .build()
         .map_err(NodeError::Runtime)?;
-    let registry = Registry::new(Dns::system(control.handle().clone())?);
+    let registry = Registry::new(Dns::new(&settings.dns, control.handle().clone())?);
     let shared = Shared::new(
         ProxySettings::from_settings(&settings),
         registry.clone(),
