@@ -345,3 +345,36 @@ async fn concurrent_misses_share_one_query() {
     }
     assert_eq!(dns.queries("shared.dns.test", RecordType::A), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aaaa_records_when_dns_order_asks_for_them() {
+    let up = Upstream::start_on("[::1]:0".parse().unwrap(), "six");
+    let port = up.addr.port();
+    let dns = DnsServer::start();
+    dns.set_a("six.dns.test", &["::1"], 60);
+    let cfg = format!(
+        "{}upstreams:\n- name: pool\n  targets: [{{target: \"six.dns.test:{port}\"}}]\n",
+        service("six.dns.test", port).replace(
+            "  routes:\n  - paths: [/]\n",
+            "  routes:\n  - paths: [/service]\n- name: balanced\n  host: pool\n  routes:\n  - paths: [/balanced]\n"
+        )
+    );
+    // Kong's default order has no AAAA: the name does not resolve.
+    let gw = gateway(&cfg, &dns, &[("dns_not_found_ttl", "0.1")]);
+    assert_eq!(get(&client(), &gw.url("/service"), &[]).await.status, 503);
+    drop(gw);
+
+    let gw = gateway(&cfg, &dns, &[("dns_order", "LAST,SRV,A,AAAA")]);
+    let mut conn = OneConn::open(gw.proxy).await;
+    let e = echo(&conn.get("/service").await);
+    assert_eq!(e.upstream, "six");
+    assert_eq!(
+        e.header("host"),
+        Some(format!("six.dns.test:{port}").as_str())
+    );
+    assert_eq!(served_by(&conn.get("/balanced").await), "six");
+    let r = gw.admin("GET", "/upstreams/pool/health", Value::Null).await;
+    let data = &r.json()["data"][0]["data"];
+    assert_eq!(data["dns"], "AAAA");
+    assert_eq!(data["addresses"][0]["ip"], "::1");
+}

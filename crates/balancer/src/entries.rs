@@ -167,3 +167,81 @@ impl Entries {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(algorithm: Algorithm, weights: &[u32]) -> Entries {
+        let addresses = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Address {
+                target: i,
+                addr: SocketAddr::from(([10, 0, 0, i as u8], 8000)),
+                weight: *w,
+                host_headers: [None, None],
+                state: Arc::new(AddressState::default()),
+            })
+            .collect();
+        Entries::new(algorithm, 1000, addresses, Vec::new())
+    }
+
+    const ALL: [Algorithm; 4] = [
+        Algorithm::RoundRobin,
+        Algorithm::ConsistentHashing,
+        Algorithm::LeastConnections,
+        Algorithm::Latency,
+    ];
+
+    #[test]
+    fn every_algorithm_skips_unavailable_and_weightless_addresses() {
+        for algorithm in ALL {
+            let e = entries(algorithm, &[100, 100, 0]);
+            e.addresses[0].state.health.set(false);
+            for h in 0..50u32 {
+                assert_eq!(e.pick(algorithm, h * 7919, &[]), Some(1), "{algorithm:?}");
+            }
+            e.addresses[1].state.health.set(false);
+            assert_eq!(e.pick(algorithm, 1, &[]), None, "{algorithm:?}");
+        }
+    }
+
+    #[test]
+    fn every_algorithm_avoids_tried_addresses_while_it_can() {
+        for algorithm in ALL {
+            let e = entries(algorithm, &[100, 100]);
+            for h in 0..50u32 {
+                let first = e.pick(algorithm, h, &[]).unwrap();
+                let tried = [e.addresses[first].addr];
+                let retry = e.pick(algorithm, h, &tried).unwrap();
+                assert_ne!(retry, first, "{algorithm:?}");
+                // Everything tried: any available address again.
+                let all = [e.addresses[0].addr, e.addresses[1].addr];
+                assert!(e.pick(algorithm, h, &all).is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn the_threshold_counts_available_weight() {
+        let e = entries(Algorithm::RoundRobin, &[100, 300]);
+        assert!(e.healthy(0.0) && e.healthy(74.0));
+        e.addresses[1].state.health.set(false);
+        assert_eq!(e.weights(), (400, 100));
+        assert!(e.healthy(24.0));
+        assert!(!e.healthy(25.0));
+        assert!(!entries(Algorithm::RoundRobin, &[]).healthy(0.0));
+    }
+
+    #[test]
+    fn least_connections_weighs_requests_in_flight() {
+        let e = entries(Algorithm::LeastConnections, &[100, 200]);
+        // Idle: the heavier one first.
+        assert_eq!(e.pick(Algorithm::LeastConnections, 0, &[]), Some(1));
+        e.addresses[1].state.begin();
+        // (1 + 1) / 200 == (0 + 1) / 100: a tie either way; one more tips it.
+        e.addresses[1].state.begin();
+        assert_eq!(e.pick(Algorithm::LeastConnections, 0, &[]), Some(0));
+    }
+}

@@ -214,9 +214,8 @@ impl Dns {
     /// is refreshed in the background), else a query.
     pub async fn query(&self, name: &str) -> Result<Arc<Answer>, DnsError> {
         let name = normalize(name);
-        if let Some(a) = self.inner.in_hosts(&name) {
-            return Ok(a);
-        }
+        // Names of the hosts file never enter the cache: looking there first costs them one
+        // miss and saves every other name a lookup.
         let now = Instant::now();
         if let Some(e) = self.inner.cache.get(&name) {
             if now < e.expires {
@@ -230,6 +229,9 @@ impl Dns {
                 }
                 return Ok(stale.clone());
             }
+        }
+        if let Some(a) = self.inner.in_hosts(&name) {
+            return Ok(a);
         }
         self.resolve(name.into_owned()).await
     }

@@ -72,12 +72,13 @@ pub(super) async fn send_with_retries(
             });
         }
         let key = PoolKey { addr };
-        let sent_at = Instant::now();
+        // Only balanced attempts are timed (the latency algorithm's samples).
+        let sent_at = picked.peer.as_ref().map(|_| Instant::now());
         match upstream::send(&key, &settings.keepalive, &timeouts, req, this_body).await {
             Ok(resp) => {
-                if let Some(peer) = &picked.peer {
+                if let (Some(peer), Some(at)) = (&picked.peer, sent_at) {
                     peer.report(Outcome::Status(resp.status.as_u16()));
-                    peer.record_latency(sent_at.elapsed());
+                    peer.record_latency(at.elapsed());
                 }
                 return Ok(resp);
             }
