@@ -52,7 +52,7 @@ fn entity_body<S: Store>(
 }
 
 /// `{"data": [...], "offset": "...", "next": ...}`; no `offset` on the last page.
-fn page_body(rows: Vec<Map>, offset: Option<String>, next: Option<String>) -> Value {
+pub(crate) fn page_body(rows: Vec<Map>, offset: Option<String>, next: Option<String>) -> Value {
     let mut body = JsonMap::new();
     body.insert(
         "data".into(),
@@ -214,13 +214,13 @@ impl Nest<'_> {
         }
     }
 
-    async fn parent_id<S: Store>(&self, dao: &Dao<'_, S>) -> Result<Uuid, AdminError> {
+    pub(crate) async fn parent_id<S: Store>(&self, dao: &Dao<'_, S>) -> Result<Uuid, AdminError> {
         let row = dao.require(self.parent, self.parent_key).await?;
         row_id(&row).ok_or(AdminError::NotFound)
     }
 
     /// The child at `key`, only if it belongs to the parent (Kong answers 404 otherwise).
-    async fn child_row<S: Store>(
+    pub(crate) async fn child_row<S: Store>(
         &self,
         dao: &Dao<'_, S>,
         pid: Uuid,

@@ -15,7 +15,7 @@
 //! [`dao`] (reads, writes, merges on the store), [`entities`] (the generated entity endpoints),
 //! [`certificates`] (their SNI list), [`query`] (pagination and tag filters), [`errors`] (Kong's
 //! error bodies), [`node`], [`schemas`], [`tags`], [`dbless`] (`/config`), [`auth`], and the
-//! plugins' own endpoints ([`proxy_cache`]).
+//! plugins' own endpoints ([`proxy_cache`]), and the upstreams' health ([`upstreams`]).
 
 pub mod auth;
 pub mod body;
@@ -34,11 +34,12 @@ pub mod schemas;
 pub mod state;
 pub mod table;
 pub mod tags;
+pub mod upstreams;
 
 pub use errors::AdminError;
 pub use state::{
-    AdminState, ConfigSink, NoSink, NodeInfo, PluginInfo, StatusFn, is_secret_key, plugin_infos,
-    redact_configuration, system_hostname,
+    AdminState, ConfigSink, NoBalancers, NoSink, NodeInfo, PluginInfo, StatusFn, TargetHealth,
+    UpstreamHealth, is_secret_key, plugin_infos, redact_configuration, system_hostname,
 };
 
 use silverback_store::Store;

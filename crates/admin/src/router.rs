@@ -13,7 +13,7 @@ use crate::errors::AdminError;
 use crate::query::Query;
 use crate::state::AdminState;
 use crate::table::{self, Entity};
-use crate::{auth, dbless, node, proxy_cache, response, schemas, tags};
+use crate::{auth, dbless, node, proxy_cache, response, schemas, tags, upstreams};
 use axum::body::Body as AxumBody;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -41,6 +41,9 @@ enum Target<'a> {
     SchemaValidate(&'a str),
     PluginSchema(&'a str),
     TargetsAll(Nest<'a>),
+    UpstreamHealth(Nest<'a>),
+    /// A target (and maybe one of its addresses) set healthy (`true`) or unhealthy.
+    SetTargetHealth(Nest<'a>, &'a str, Option<&'a str>, bool),
     Collection(Entity),
     Item(Entity, &'a str),
     Nested(Nest<'a>),
@@ -57,6 +60,7 @@ impl Target<'_> {
         const GET: &[Method] = &[Method::GET];
         const POST: &[Method] = &[Method::POST];
         const GET_POST: &[Method] = &[Method::GET, Method::POST];
+        const PUT_POST: &[Method] = &[Method::PUT, Method::POST];
         const ITEM: &[Method] = &[Method::GET, Method::PUT, Method::PATCH, Method::DELETE];
         const DELETE: &[Method] = &[Method::DELETE];
         const GET_DELETE: &[Method] = &[Method::GET, Method::DELETE];
@@ -64,6 +68,8 @@ impl Target<'_> {
             Target::ProxyCache => DELETE,
             Target::ProxyCacheKey(_) | Target::ProxyCachePluginKey(..) => GET_DELETE,
             Target::SchemaValidate(_) => POST,
+            // Kong answers PUT; POST is what older Kong versions and their clients send.
+            Target::SetTargetHealth(..) => PUT_POST,
             Target::Config | Target::Collection(_) | Target::Nested(_) => GET_POST,
             Target::Item(..) | Target::NestedItem(..) | Target::Foreign(_) => ITEM,
             _ => GET,
@@ -103,6 +109,39 @@ fn resolve<'a>(seg: &'a [String], raw: &'a [&'a str]) -> Option<Target<'a>> {
             let up = top("upstreams")?;
             let (child, fk) = table::child(up, "targets")?;
             Target::TargetsAll(nest(up, 1, child, fk))
+        }
+        ["upstreams", _, "health"] => {
+            let up = top("upstreams")?;
+            let (child, fk) = table::child(up, "targets")?;
+            Target::UpstreamHealth(nest(up, 1, child, fk))
+        }
+        [
+            "upstreams",
+            _,
+            "targets",
+            _,
+            state @ ("healthy" | "unhealthy"),
+        ] => {
+            let up = top("upstreams")?;
+            let (child, fk) = table::child(up, "targets")?;
+            Target::SetTargetHealth(nest(up, 1, child, fk), &seg[3], None, *state == "healthy")
+        }
+        [
+            "upstreams",
+            _,
+            "targets",
+            _,
+            _,
+            state @ ("healthy" | "unhealthy"),
+        ] => {
+            let up = top("upstreams")?;
+            let (child, fk) = table::child(up, "targets")?;
+            Target::SetTargetHealth(
+                nest(up, 1, child, fk),
+                &seg[3],
+                Some(&seg[4]),
+                *state == "healthy",
+            )
         }
         [c] => Target::Collection(top(c)?),
         [c, _] => Target::Item(top(c)?, &seg[1]),
@@ -190,6 +229,10 @@ async fn dispatch<S: Store>(
             tags::list(st, Some(&bytes), raw, q).await
         }
         Target::TargetsAll(n) => entities::nested_list(&dao, n, q).await,
+        Target::UpstreamHealth(n) => upstreams::health(&dao, n, q).await,
+        Target::SetTargetHealth(n, target, address, healthy) => {
+            upstreams::set_health(&dao, n, target, address, healthy).await
+        }
         Target::Collection(e) => match *m {
             Method::POST => entities::create(&dao, e, req.body(false)?).await,
             _ => entities::list(&dao, e, q).await,

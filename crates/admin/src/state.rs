@@ -125,6 +125,51 @@ pub type MetricsFn = Arc<
     dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> + Send + Sync,
 >;
 
+/// One target's health as the node's balancer sees it.
+#[derive(Debug, Clone)]
+pub struct TargetHealth {
+    /// `host:port`, as the target is stored.
+    pub target: String,
+    /// `HEALTHY`, `UNHEALTHY`, `HEALTHCHECKS_OFF` or `DNS_ERROR`.
+    pub health: &'static str,
+    /// Kong's per-target status object (`host`, `port`, `dns`, `weight`, `addresses` ...).
+    pub data: Value,
+}
+
+/// The upstreams' health, served by the node's balancers (`/upstreams/{u}/health` and the
+/// target `healthy` / `unhealthy` endpoints).
+pub trait UpstreamHealth: Send + Sync {
+    /// Every target of the upstream; `None` when this node has no balancer for it.
+    fn targets(&self, upstream: Uuid) -> Option<Vec<TargetHealth>>;
+    /// Kong's `get_balancer_health` object.
+    fn balancer(&self, upstream: Uuid) -> Option<Value>;
+    /// Marks a target (or one of its addresses, `ip[:port]`) healthy or unhealthy; the error
+    /// is Kong's message.
+    fn set(
+        &self,
+        upstream: Uuid,
+        target: &str,
+        address: Option<&str>,
+        healthy: bool,
+    ) -> Result<(), String>;
+}
+
+/// No balancers (tools and tests that only serve entities).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoBalancers;
+
+impl UpstreamHealth for NoBalancers {
+    fn targets(&self, _: Uuid) -> Option<Vec<TargetHealth>> {
+        None
+    }
+    fn balancer(&self, _: Uuid) -> Option<Value> {
+        None
+    }
+    fn set(&self, _: Uuid, _: &str, _: Option<&str>, _: bool) -> Result<(), String> {
+        Err("balancer not found".into())
+    }
+}
+
 /// Everything the Admin API serves from.
 pub struct AdminState<S> {
     pub store: Arc<S>,
@@ -140,6 +185,7 @@ pub struct AdminState<S> {
     /// The state plugins keep at run time, shared with the proxy (proxy-cache's entries).
     pub runtime: Arc<silverback_plugins::Runtime>,
     pub metrics: MetricsFn,
+    pub health: Arc<dyn UpstreamHealth>,
     /// Held from a store write until its changes reach the sink.
     pub write_order: tokio::sync::Mutex<()>,
 }
@@ -158,6 +204,7 @@ impl<S> AdminState<S> {
             status: Arc::new(|| Value::Object(Default::default())),
             runtime: Arc::new(silverback_plugins::Runtime::in_memory()),
             metrics: Arc::new(|| Box::pin(async { String::new() })),
+            health: Arc::new(NoBalancers),
             write_order: tokio::sync::Mutex::new(()),
         }
     }

@@ -153,7 +153,12 @@ const STATIC_ENDPOINTS: &[&str] = &[
     "/status",
     "/tags",
     "/tags/{tags}",
+    "/upstreams/{upstreams}/health",
     "/upstreams/{upstreams}/targets/all",
+    "/upstreams/{upstreams}/targets/{targets}/healthy",
+    "/upstreams/{upstreams}/targets/{targets}/unhealthy",
+    "/upstreams/{upstreams}/targets/{targets}/{address}/healthy",
+    "/upstreams/{upstreams}/targets/{targets}/{address}/unhealthy",
 ];
 
 /// Every endpoint template, sorted segment-wise as Kong's `GET /endpoints` does.

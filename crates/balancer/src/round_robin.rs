@@ -51,6 +51,11 @@ impl Wheel {
         self.slots.is_empty()
     }
 
+    /// Slots in one turn of the wheel.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
     /// The next entry index.
     pub fn next(&self) -> Option<usize> {
         if self.slots.is_empty() {

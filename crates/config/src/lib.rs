@@ -4,6 +4,7 @@
 //! (`key = value`, `#` comments), `SILVERBACK_<NAME>` environment variables, command-line flags.
 //! The environment is passed in (not read here) so tests can hand over a map.
 
+mod dns;
 mod instrumentation;
 mod listen;
 mod table;
@@ -13,6 +14,7 @@ mod values;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use dns::{DnsOrder, DnsSettings};
 pub use ipnet::IpNet;
 pub use listen::{Listen, Subsystem, parse_listen_list, parse_listen_list_for};
 pub use table::{ALIASES, KONG_SETTINGS_WITHOUT_EFFECT, SENSITIVE_SETTINGS, SETTINGS, SettingDef};
@@ -162,6 +164,8 @@ pub struct Settings {
     pub tracing_instrumentations: Vec<String>,
     /// `tracing_sampling_rate`, between 0 and 1.
     pub tracing_sampling_rate: f64,
+    /// The `dns_*` settings.
+    pub dns: DnsSettings,
     /// Settings that were accepted but do nothing here, to be logged once at start.
     pub warnings: Vec<String>,
     /// Every setting's value as given, secrets replaced by `******` (Admin API `GET /`).
@@ -311,6 +315,7 @@ impl RawSettings {
             tls: self.parse_tls(&mut check),
             tracing_instrumentations: Vec::new(),
             tracing_sampling_rate: 0.01,
+            dns: DnsSettings::default(),
             warnings: self.warnings.clone(),
             shown: self
                 .values
@@ -424,11 +429,46 @@ impl RawSettings {
             instrumentation::parse_sampling_rate(self.get("tracing_sampling_rate"))
                 .map(|v| s.tracing_sampling_rate = v),
         );
+        self.parse_dns(&mut s.dns, &mut check);
         if errors.is_empty() {
             Ok(s)
         } else {
             Err(ConfigError::Invalid(errors))
         }
+    }
+}
+
+impl RawSettings {
+    fn parse_dns(&self, d: &mut DnsSettings, check: &mut impl FnMut(&str, Result<(), String>)) {
+        check(
+            "dns_resolver",
+            dns::parse_resolvers(self.get("dns_resolver")).map(|v| d.resolvers = v),
+        );
+        check("dns_hostsfile", non_empty(self.get("dns_hostsfile")));
+        d.hostsfile = PathBuf::from(self.get("dns_hostsfile").trim());
+        check(
+            "dns_order",
+            dns::parse_order(self.get("dns_order")).map(|v| d.order = v),
+        );
+        let valid = self.get("dns_valid_ttl").trim();
+        if !valid.is_empty() {
+            check(
+                "dns_valid_ttl",
+                dns::parse_seconds(valid).map(|v| d.valid_ttl = Some(v)),
+            );
+        }
+        for (name, slot) in [
+            ("dns_stale_ttl", &mut d.stale_ttl),
+            ("dns_not_found_ttl", &mut d.not_found_ttl),
+            ("dns_error_ttl", &mut d.error_ttl),
+        ] {
+            check(name, dns::parse_seconds(self.get(name)).map(|v| *slot = v));
+        }
+        check(
+            "dns_cache_size",
+            values::parse_uint(self.get("dns_cache_size"))
+                .map(|v| d.cache_size = usize::try_from(v).unwrap_or(usize::MAX).max(1)),
+        );
     }
 }
 

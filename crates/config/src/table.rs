@@ -237,6 +237,46 @@ pub const SETTINGS: &[SettingDef] = &[
         "Share of traces sampled (0 to 1) when the opentelemetry plugin's `sampling_rate` is not set; a trace the caller marked as not sampled never is.",
     ),
     def(
+        "dns_resolver",
+        "",
+        "Name servers (`ip[:port]`, comma separated; port 53 by default) used instead of those of `/etc/resolv.conf`, whose `search`, `ndots`, `timeout` and `attempts` still apply.",
+    ),
+    def(
+        "dns_hostsfile",
+        "/etc/hosts",
+        "The hosts file, read once at start; its names are answered without asking a name server.",
+    ),
+    def(
+        "dns_order",
+        "LAST,SRV,A,CNAME",
+        "Record types tried in turn for a name: `LAST` (the type that answered last time), `SRV` (port and weight from the records), `A`, `AAAA`, `CNAME` (followed within the other lookups).",
+    ),
+    def(
+        "dns_valid_ttl",
+        "",
+        "Seconds every answer is cached, instead of its records' TTL.",
+    ),
+    def(
+        "dns_stale_ttl",
+        "3600",
+        "Seconds an expired answer is still used while it is refreshed in the background, so a failing name server does not fail requests.",
+    ),
+    def(
+        "dns_not_found_ttl",
+        "30",
+        "Seconds a name that does not exist (or has no records) is remembered as such.",
+    ),
+    def(
+        "dns_error_ttl",
+        "1",
+        "Seconds a failed lookup (server failure, timeout) is remembered before asking again.",
+    ),
+    def(
+        "dns_cache_size",
+        "10000",
+        "Most names kept in the DNS cache; beyond it, names whose answers expired longest ago are dropped.",
+    ),
+    def(
         "router_flavor",
         "traditional_compatible",
         "Routing semantics: traditional_compatible, or traditional (same matching; only traditional honours path_handling v1).",
@@ -307,6 +347,16 @@ pub const KONG_SETTINGS_WITHOUT_EFFECT: &[&str] = &[
     "wasm_filters_path",
     "wasm_dynamic_module",
     "wasm_filters",
+    "dns_no_sync",
+    "new_dns_client",
+    "resolver_address",
+    "resolver_hosts_file",
+    "resolver_family",
+    "resolver_valid_ttl",
+    "resolver_stale_ttl",
+    "resolver_error_ttl",
+    "resolver_lru_cache_size",
+    "resolver_mem_cache_size",
 ];
 
 /// Kong's names for settings Silverback spells differently; the value goes to the second name.

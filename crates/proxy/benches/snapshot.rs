@@ -24,8 +24,22 @@ fn main() {
         }
     };
     println!("load {routes} routes: {:?}", t.elapsed());
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start a runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let registry = match silverback_balancer::Dns::system(runtime.handle().clone()) {
+        Ok(dns) => silverback_balancer::Registry::new(dns),
+        Err(e) => {
+            eprintln!("cannot configure DNS: {e}");
+            std::process::exit(1);
+        }
+    };
     let t = Instant::now();
-    let mut snap = match Snapshot::build(config.clone(), false) {
+    let mut snap = match Snapshot::build(config.clone(), false, &registry) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("bench config does not compile: {e}");

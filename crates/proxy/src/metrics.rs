@@ -3,9 +3,8 @@
 //! time, with the per-request series the plugin recorded.
 
 use crate::state::Shared;
-use silverback_model::typedefs::normalize_host;
+use silverback_balancer::AddressHealth;
 use silverback_plugins::prometheus::{self, Connections, Health, Node, Switches, TargetHealth};
-use std::net::SocketAddr;
 
 /// The `/metrics` body.
 pub async fn render(shared: &Shared) -> String {
@@ -29,7 +28,7 @@ pub async fn render(shared: &Shared) -> String {
         },
         plugin_enabled: switches.enabled,
         upstream_health: if switches.upstream_health {
-            Some(upstream_health(shared, &snapshot.config).await)
+            Some(upstream_health(&snapshot))
         } else {
             None
         },
@@ -40,43 +39,32 @@ pub async fn render(shared: &Shared) -> String {
     out
 }
 
-/// Every target of every upstream. Health checks do not run yet, so a target that resolves is
-/// `healthchecks_off` and one whose name does not resolve is `dns_error`.
-async fn upstream_health(shared: &Shared, config: &silverback_model::Config) -> Vec<TargetHealth> {
-    let (Ok(upstreams), Ok(targets)) = (config.upstreams(), config.targets()) else {
-        return Vec::new();
-    };
+/// Every address of every upstream's targets, with its health; a target without addresses
+/// (its name does not resolve) is `dns_error`.
+fn upstream_health(snapshot: &crate::Snapshot) -> Vec<TargetHealth> {
     let mut out = Vec::new();
-    for u in &upstreams {
-        for t in targets.iter().filter(|t| t.upstream.id == u.id) {
-            let Ok(hp) = normalize_host(&t.target) else {
-                continue;
-            };
-            // Stored targets carry a port; 8000 is Kong's default, as the balancer's.
-            let port = hp.port.unwrap_or(8000);
-            let ip = match hp.host.parse() {
-                Ok(ip) => Some(ip),
-                Err(_) => shared.dns.resolve(&hp.host).await.ok(),
-            };
-            let name = if hp.host.contains(':') {
-                format!("[{}]:{port}", hp.host)
-            } else {
-                format!("{}:{port}", hp.host)
-            };
-            out.push(match ip {
-                Some(ip) => TargetHealth {
-                    upstream: u.name.clone(),
-                    target: name,
-                    address: SocketAddr::new(ip, port).to_string(),
-                    health: Health::HealthchecksOff,
-                },
-                None => TargetHealth {
-                    upstream: u.name.clone(),
-                    target: name,
+    for b in &snapshot.balancers {
+        for t in b.status() {
+            if t.addresses.is_empty() {
+                out.push(TargetHealth {
+                    upstream: b.name.clone(),
+                    target: t.target.target.clone(),
                     address: String::new(),
                     health: Health::DnsError,
-                },
-            });
+                });
+            }
+            for a in &t.addresses {
+                out.push(TargetHealth {
+                    upstream: b.name.clone(),
+                    target: t.target.target.clone(),
+                    address: a.addr.to_string(),
+                    health: match a.health {
+                        AddressHealth::HealthchecksOff => Health::HealthchecksOff,
+                        AddressHealth::Healthy => Health::Healthy,
+                        AddressHealth::Unhealthy => Health::Unhealthy,
+                    },
+                });
+            }
         }
     }
     out

@@ -5,10 +5,10 @@
 use crate::tls::server::{CertStore, Pairs};
 use crate::tls::upstream::UpstreamTls;
 use http::HeaderValue;
-use silverback_balancer::Balancer;
+use silverback_balancer::{Balancer, Registry};
 use silverback_model::entities::Sni;
 use silverback_model::entities::{Certificate, certified_key};
-use silverback_model::entities::{PathHandling, Route, Service};
+use silverback_model::entities::{PathHandling, Route, Service, Target, Upstream};
 use silverback_model::{Config, Row, RowError};
 use silverback_plugins::pdk::EntityRef;
 use silverback_plugins::{BUNDLED, Chain, Plugins};
@@ -55,9 +55,10 @@ pub struct CompiledService {
     /// grpc or grpcs: requests go over HTTP/2.
     pub grpc: bool,
     pub target: ServiceTarget,
-    /// The Host header for each target (the service host, or each upstream target), computed
-    /// once per snapshot.
-    pub host_headers: Vec<Option<HeaderValue>>,
+    /// The Host header sent to the service host (upstreams have one per address).
+    pub host_header: Option<HeaderValue>,
+    /// The scheme's default port is 443 (https, grpcs), for upstream addresses' Host headers.
+    pub tls_default: bool,
     /// The service as plugins see it.
     pub entity: Arc<EntityRef>,
     /// `https` services: how to do TLS with the upstream.
@@ -65,6 +66,14 @@ pub struct CompiledService {
 }
 
 impl CompiledService {
+    /// The hashing rule of the service's consistent-hashing upstream.
+    pub fn hash_rule(&self) -> Option<&silverback_balancer::HashRule> {
+        match &self.target {
+            ServiceTarget::Upstream(b) => b.hash_rule(),
+            ServiceTarget::Host => None,
+        }
+    }
+
     /// The Host header sent upstream when the route does not preserve the client's: the
     /// host, with the port unless it is the scheme's default (Kong's `set_host_header`).
     pub fn host_header(&self, host: &str, port: u16) -> Option<HeaderValue> {
@@ -126,6 +135,11 @@ pub struct Snapshot {
     upstream_tls: HashMap<u64, Arc<UpstreamTls>>,
     /// Routes of protocols tcp, tls and tls_passthrough, for `stream_listen`.
     pub streams: crate::stream::StreamRoutes,
+    /// One per upstream; those whose upstream and targets did not change are the previous
+    /// snapshot's, with their DNS answers and running checks.
+    pub balancers: Vec<Arc<Balancer>>,
+    /// Where balancers keep what outlives snapshots (DNS, address health).
+    pub registry: Arc<Registry>,
     path_handling_v1: bool,
     /// Typed rows this snapshot was compiled from, by id, so the next one re-reads only rows
     /// that changed (unchanged rows are the same `Arc` in the next config).
@@ -142,6 +156,15 @@ struct Typed {
     certificates: HashMap<Uuid, TypedRow<Certificate>>,
     /// Each certificate's parsed pairs, by certificate id.
     pairs: HashMap<Uuid, Arc<Pairs>>,
+    /// Per upstream: the rows its balancer was built from.
+    upstreams: HashMap<Uuid, BalancerRows>,
+}
+
+/// An upstream row and its target rows, to tell whether a balancer can be reused.
+struct BalancerRows {
+    upstream: Arc<Row>,
+    targets: Vec<Arc<Row>>,
+    balancer: Arc<Balancer>,
 }
 
 /// The typed form of every row of `entity`, reusing `previous` for rows that did not change.
@@ -180,40 +203,40 @@ impl Snapshot {
     /// Compiles a config. Routes of disabled services are left out, as in Kong; stream routes
     /// go to their own router. `path_handling_v1`: honour routes' `path_handling: v1` (Kong's
     /// `traditional` flavor); otherwise v1 behaves as v0, as in `traditional_compatible`.
-    pub fn build(config: Arc<Config>, path_handling_v1: bool) -> Result<Snapshot, SnapshotError> {
-        Self::compile(config, path_handling_v1, None)
+    pub fn build(
+        config: Arc<Config>,
+        path_handling_v1: bool,
+        registry: &Arc<Registry>,
+    ) -> Result<Snapshot, SnapshotError> {
+        Self::compile(config, path_handling_v1, registry, None)
     }
 
     /// Compiles the next config, reusing what this snapshot compiled for rows that did not
     /// change: an Admin API write pays for the rows it touched, not for the whole config.
     pub fn rebuild(&self, config: Arc<Config>) -> Result<Snapshot, SnapshotError> {
-        Self::compile(config, self.path_handling_v1, Some(self))
+        Self::compile(config, self.path_handling_v1, &self.registry, Some(self))
     }
 
     fn compile(
         config: Arc<Config>,
         path_handling_v1: bool,
+        registry: &Arc<Registry>,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, SnapshotError> {
-        let targets = config.targets()?;
-        let mut balancers: HashMap<String, Arc<Balancer>> = HashMap::new();
-        // Kong presents an upstream's client_certificate when the service has none.
-        let mut upstream_client_certs: HashMap<String, Uuid> = HashMap::new();
-        for upstream in config.upstreams()? {
-            if let Some(fk) = &upstream.client_certificate {
-                upstream_client_certs.insert(upstream.name.to_ascii_lowercase(), fk.id);
-            }
-            let own: Vec<_> = targets
-                .iter()
-                .filter(|t| t.upstream.id == upstream.id)
-                .collect();
-            balancers.insert(
-                upstream.name.to_ascii_lowercase(),
-                Arc::new(Balancer::new(&upstream, &own)),
-            );
-        }
-        let mut plugins = Plugins::build(&config, &BUNDLED, previous.map(|p| &p.plugins))?;
         let mut typed = Typed::default();
+        let by_name = compile_balancers(&config, registry, previous, &mut typed.upstreams)?;
+        // Kong presents an upstream's client_certificate when the service has none.
+        let upstream_client_certs: HashMap<String, Uuid> = config
+            .upstreams()?
+            .iter()
+            .filter_map(|u| {
+                Some((
+                    u.name.to_ascii_lowercase(),
+                    u.client_certificate.as_ref()?.id,
+                ))
+            })
+            .collect();
+        let mut plugins = Plugins::build(&config, &BUNDLED, previous.map(|p| &p.plugins))?;
         let certificates = compile_certificates(&config, previous.map(|p| &p.typed), &mut typed)?;
         let certs_by_id: HashMap<Uuid, Certificate> = typed
             .certificates
@@ -225,7 +248,7 @@ impl Snapshot {
         let mut upstream_tls = HashMap::new();
         let mut services: HashMap<Uuid, (bool, Arc<CompiledService>)> = HashMap::new();
         for (row, s) in typed_rows(&config, "services", previous.map(|p| &p.typed.services))? {
-            let mut compiled = compile_service(&s, &row, &balancers);
+            let mut compiled = compile_service(&s, &row, &by_name);
             if s.protocol == "https" {
                 let fallback = upstream_client_certs.get(&s.host.to_ascii_lowercase());
                 let tls = crate::tls::upstream::for_service(
@@ -269,6 +292,12 @@ impl Snapshot {
             Some(p) => p.router.rebuild(&specs)?,
             None => Router::build(&specs)?,
         };
+        let mut balancers: Vec<Arc<Balancer>> = typed
+            .upstreams
+            .values()
+            .map(|b| b.balancer.clone())
+            .collect();
+        balancers.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Snapshot {
             version: VERSIONS.fetch_add(1, Ordering::Relaxed),
             config,
@@ -278,18 +307,85 @@ impl Snapshot {
             certificates,
             upstream_tls,
             streams: streams.build(),
+            balancers,
+            registry: registry.clone(),
             path_handling_v1,
             typed,
         })
     }
 
-    pub fn empty() -> Snapshot {
+    pub fn empty(registry: &Arc<Registry>) -> Snapshot {
         // An empty config always compiles.
-        match Snapshot::build(Arc::new(Config::empty()), false) {
+        match Snapshot::build(Arc::new(Config::empty()), false, registry) {
             Ok(s) => s,
             Err(e) => unreachable!("empty config failed to compile: {e}"),
         }
     }
+
+    /// The balancer of an upstream, by id.
+    pub fn balancer(&self, upstream: Uuid) -> Option<&Arc<Balancer>> {
+        self.typed.upstreams.get(&upstream).map(|b| &b.balancer)
+    }
+}
+
+/// A balancer per upstream, by lower-case name; the previous snapshot's when neither the
+/// upstream row nor any of its target rows changed.
+fn compile_balancers(
+    config: &Config,
+    registry: &Arc<Registry>,
+    previous: Option<&Snapshot>,
+    built: &mut HashMap<Uuid, BalancerRows>,
+) -> Result<HashMap<String, Arc<Balancer>>, SnapshotError> {
+    let mut target_rows: HashMap<Uuid, Vec<Arc<Row>>> = HashMap::new();
+    for row in config.rows("targets") {
+        let upstream = row
+            .map()
+            .get("upstream")
+            .and_then(|u| u.get("id"))
+            .and_then(|id| id.as_str())
+            .and_then(|id| id.parse().ok());
+        if let Some(u) = upstream {
+            target_rows.entry(u).or_default().push(row.clone());
+        }
+    }
+    let mut by_name = HashMap::new();
+    for row in config.rows("upstreams") {
+        let Some(id) = row.id() else { continue };
+        let targets = target_rows.remove(&id).unwrap_or_default();
+        let reused = previous
+            .and_then(|p| p.typed.upstreams.get(&id))
+            .filter(|b| {
+                Arc::ptr_eq(&b.upstream, row)
+                    && b.targets.len() == targets.len()
+                    && b.targets
+                        .iter()
+                        .zip(&targets)
+                        .all(|(a, b)| Arc::ptr_eq(a, b))
+            })
+            .map(|b| b.balancer.clone());
+        let balancer = match reused {
+            Some(b) => b,
+            None => {
+                let upstream: Upstream = row.typed("upstreams")?;
+                let typed: Vec<Target> = targets
+                    .iter()
+                    .map(|t| t.typed("targets"))
+                    .collect::<Result<_, _>>()?;
+                let refs: Vec<&Target> = typed.iter().collect();
+                Arc::new(Balancer::new(&upstream, &refs, registry))
+            }
+        };
+        by_name.insert(balancer.name.to_ascii_lowercase(), balancer.clone());
+        built.insert(
+            id,
+            BalancerRows {
+                upstream: row.clone(),
+                targets,
+                balancer,
+            },
+        );
+    }
+    Ok(by_name)
 }
 
 fn compile_service(
@@ -320,7 +416,8 @@ fn compile_service(
         read_timeout: Duration::from_millis(s.read_timeout),
         grpc: matches!(s.protocol.as_str(), "grpc" | "grpcs"),
         target,
-        host_headers: Vec::new(),
+        host_header: None,
+        tls_default: matches!(s.protocol.as_str(), "https" | "grpcs"),
         entity: Arc::new(EntityRef {
             id: s.id,
             name: s.name.clone(),
@@ -328,21 +425,7 @@ fn compile_service(
         }),
         tls: None,
     };
-    svc.host_headers = match &svc.target {
-        ServiceTarget::Upstream(b) => b
-            .targets()
-            .iter()
-            .map(|t| match &b.host_header {
-                // A host_header with its own port is sent as it is.
-                Some(h) if h.contains(':') && !h.starts_with('[') => HeaderValue::from_str(h).ok(),
-                // Otherwise the target's port is added unless it is the scheme's default, as
-                // Kong's set_host_header does.
-                Some(h) => svc.host_header(h, t.port),
-                None => svc.host_header(&t.host, t.port),
-            })
-            .collect(),
-        ServiceTarget::Host => vec![svc.host_header(&svc.host, svc.port)],
-    };
+    svc.host_header = svc.host_header(&svc.host, svc.port);
     svc
 }
 

@@ -5,7 +5,7 @@ use crate::snapshot::Snapshot;
 use crate::upstream::pool::Limits;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
-use silverback_balancer::Dns;
+use silverback_balancer::{Dns, Registry};
 use silverback_config::{HeaderSet, Settings};
 use silverback_plugins::Runtime;
 use std::path::PathBuf;
@@ -103,7 +103,8 @@ pub struct Shared {
     /// This node's id (Kong's `kong.node.get_id`), the same in the Admin API and metrics.
     pub node_id: uuid::Uuid,
     pub settings: ProxySettings,
-    pub dns: Dns,
+    /// DNS and the balancers' state that outlives snapshots.
+    pub registry: Arc<Registry>,
     workers: Box<[WorkerStats]>,
     ready: AtomicBool,
     /// State plugins write at request time (oauth2 tokens), set once by the node.
@@ -128,12 +129,12 @@ impl crate::tls::server::CurrentCerts for Shared {
 }
 
 impl Shared {
-    pub fn new(settings: ProxySettings, dns: Dns, workers: usize) -> Arc<Self> {
+    pub fn new(settings: ProxySettings, registry: Arc<Registry>, workers: usize) -> Arc<Self> {
         Arc::new(Shared {
-            snapshot: ArcSwap::from_pointee(Snapshot::empty()),
+            snapshot: ArcSwap::from_pointee(Snapshot::empty(&registry)),
             node_id: uuid::Uuid::new_v4(),
             settings,
-            dns,
+            registry,
             workers: (0..workers.max(1))
                 .map(|_| WorkerStats::default())
                 .collect(),
@@ -149,11 +150,18 @@ impl Shared {
     }
 
     /// Swaps in a new snapshot and returns the one it replaces; requests in flight finish on
-    /// their old one.
+    /// their old one. Balancers the new snapshot brings start their DNS and health check
+    /// work; those it dropped stop theirs.
     pub fn install(&self, snap: Snapshot) -> Arc<Snapshot> {
-        let old = self.snapshot.swap(Arc::new(snap));
+        let next = Arc::new(snap);
+        let old = self.snapshot.swap(next.clone());
+        self.registry.switch(&old.balancers, &next.balancers);
         self.ready.store(true, Ordering::Release);
         old
+    }
+
+    pub fn dns(&self) -> &Dns {
+        self.registry.dns()
     }
 
     /// Gives plugins the node's runtime state (its stores); once, before serving. Without it

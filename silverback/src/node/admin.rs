@@ -2,7 +2,7 @@
 //! proxy.
 
 use super::NodeError;
-use silverback_admin::{AdminState, ConfigSink, NodeInfo};
+use silverback_admin::{AdminState, ConfigSink, NodeInfo, TargetHealth, UpstreamHealth};
 use silverback_config::Settings;
 use silverback_model::{Change, Config};
 use silverback_plugins::Runtime;
@@ -48,6 +48,61 @@ impl ConfigSink for LiveConfig {
     }
 }
 
+/// Upstream health from the balancers of the proxy's current snapshot.
+struct Balancers(Arc<Shared>);
+
+impl UpstreamHealth for Balancers {
+    fn targets(&self, upstream: uuid::Uuid) -> Option<Vec<TargetHealth>> {
+        let snapshot = self.0.snapshot();
+        let balancer = snapshot.balancer(upstream)?;
+        Some(
+            balancer
+                .status()
+                .iter()
+                .map(|t| TargetHealth {
+                    target: t.target.target.clone(),
+                    health: t.health(),
+                    data: t.to_json(false),
+                })
+                .collect(),
+        )
+    }
+
+    fn balancer(&self, upstream: uuid::Uuid) -> Option<serde_json::Value> {
+        self.0
+            .snapshot()
+            .balancer(upstream)
+            .map(|b| b.balancer_health())
+    }
+
+    fn set(
+        &self,
+        upstream: uuid::Uuid,
+        target: &str,
+        address: Option<&str>,
+        healthy: bool,
+    ) -> Result<(), String> {
+        let snapshot = self.0.snapshot();
+        let balancer = snapshot
+            .balancer(upstream)
+            .ok_or_else(|| "balancer not found".to_string())?;
+        // An address is `ip[:port]` (Kong's default port 8000); a name means the whole target.
+        let address = match address.map(silverback_model::typedefs::normalize_host) {
+            None => None,
+            Some(Ok(hp)) if hp.is_ip => hp.host.parse().ok().map(|ip| {
+                SocketAddr::new(
+                    ip,
+                    hp.port
+                        .unwrap_or(silverback_model::entities::DEFAULT_TARGET_PORT),
+                )
+            }),
+            Some(Ok(_)) => None,
+            Some(Err(e)) => return Err(e),
+        };
+        balancer.set_health(target, address, healthy)
+    }
+}
+
 /// Binds every `admin_listen` address and serves the Admin API on `runtime`; `ssl` listeners
 /// serve it over TLS with `admin_ssl_cert` (or the generated default). Returns the plain and
 /// the TLS addresses.
@@ -75,6 +130,7 @@ pub fn serve<S: Store>(
         let shared = scraped.clone();
         Box::pin(async move { silverback_proxy::metrics::render(&shared).await })
     });
+    state.health = Arc::new(Balancers(shared.clone()));
     let router = silverback_admin::router(state);
     let mut addrs = Vec::new();
     let mut tls_addrs = Vec::new();

@@ -11,7 +11,7 @@ mod oauth2;
 mod source;
 
 use crate::cli::instance::{listeners_file, pid_file, running_pid, write_atomic};
-use silverback_balancer::Dns;
+use silverback_balancer::{Dns, Registry};
 use silverback_config::Settings;
 use silverback_plugins::Runtime;
 use silverback_proxy::{Proxy, ProxySettings, Reconfigurer, Shared, Snapshot, Update};
@@ -85,10 +85,10 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
         .enable_all()
         .build()
         .map_err(NodeError::Runtime)?;
-    let dns = Dns::system(control.handle().clone())?;
+    let registry = Registry::new(Dns::new(&settings.dns, control.handle().clone())?);
     let shared = Shared::new(
         ProxySettings::from_settings(&settings),
-        dns,
+        registry.clone(),
         settings.worker_threads,
     );
     // Before any plugin is built.
@@ -114,7 +114,7 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
         let config = source.read().await?;
         let v1_paths = shared.settings.path_handling_v1;
         let build = config.clone();
-        let snap = tokio::task::spawn_blocking(move || Snapshot::build(build, v1_paths))
+        let snap = tokio::task::spawn_blocking(move || Snapshot::build(build, v1_paths, &registry))
             .await
             .map_err(|e| NodeError::Runtime(std::io::Error::other(e)))??;
         tracing::info!(hash = config.hash(), "{} loaded", source.what());

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod collector;
+pub mod dns;
 pub mod tls;
 pub mod tls_echo;
 pub mod upstream;

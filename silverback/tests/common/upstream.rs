@@ -5,7 +5,9 @@
 //! without keeping it; any
 //! other path echoes the request back as JSON, with the peer address the request came from (so
 //! tests can tell upstream connections apart). A request header `x-set-response-header:
-//! name=value` makes the echo (and `/big`) add that header to its response.
+//! name=value` makes the echo (and `/big`) add that header to its response. A server can be
+//! made slow ([`Upstream::set_delay`]) or to answer every request with one status
+//! ([`Upstream::set_status`]) while it runs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
@@ -19,7 +21,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// What the echo endpoint saw.
@@ -50,8 +52,17 @@ pub struct Upstream {
     pub hits: Arc<AtomicUsize>,
     /// TCP connections accepted so far.
     pub conns: Arc<AtomicUsize>,
+    behaviour: Arc<Behaviour>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What every request to a server gets, changeable while it runs.
+#[derive(Default)]
+struct Behaviour {
+    delay_ms: AtomicU64,
+    /// 0: the status the path asks for.
+    status: AtomicU16,
 }
 
 impl Upstream {
@@ -87,6 +98,8 @@ impl Upstream {
         let hits = Arc::new(AtomicUsize::new(0));
         let conns = Arc::new(AtomicUsize::new(0));
         let conns_c = conns.clone();
+        let behaviour = Arc::new(Behaviour::default());
+        let behaviour_c = behaviour.clone();
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let name_s = name.to_string();
         let hits_c = hits.clone();
@@ -107,10 +120,11 @@ impl Upstream {
                     let name = name_s.clone();
                     let hits = hits_c.clone();
                     let tls = tls.clone();
+                    let behaviour = behaviour_c.clone();
                     tokio::spawn(async move {
                         let svc = service_fn(move |req| {
                             hits.fetch_add(1, Ordering::Relaxed);
-                            respond(req, name.clone(), peer)
+                            respond(req, name.clone(), peer, behaviour.clone())
                         });
                         let builder =
                             hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -133,6 +147,7 @@ impl Upstream {
             name: name.to_string(),
             hits,
             conns,
+            behaviour,
             stop: Some(tx),
             thread: Some(thread),
         })
@@ -145,6 +160,20 @@ impl Upstream {
     /// TCP connections accepted so far.
     pub fn conns(&self) -> usize {
         self.conns.load(Ordering::Relaxed)
+    }
+
+    /// Makes every request wait this long before it is answered.
+    pub fn set_delay(&self, delay: Duration) {
+        self.behaviour
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Makes every echoed request answer this status (`None`: the one its path asks for).
+    pub fn set_status(&self, status: Option<u16>) {
+        self.behaviour
+            .status
+            .store(status.unwrap_or(0), Ordering::Relaxed);
     }
 }
 
@@ -181,7 +210,12 @@ async fn respond(
     req: Request<Incoming>,
     name: String,
     peer: SocketAddr,
+    behaviour: Arc<Behaviour>,
 ) -> Result<Response<Body>, Infallible> {
+    let delay = behaviour.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let path = req.uri().path().to_string();
     if let Some(ms) = segment_after(&path, "/delay/").and_then(|s| s.parse::<u64>().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -251,9 +285,12 @@ async fn respond(
             .insert("x-upstream-name", name.parse().unwrap());
         return Ok(resp);
     }
-    let status = segment_after(&path, "/status/")
-        .and_then(|s| s.parse::<u16>().ok())
-        .unwrap_or(200);
+    let status = match behaviour.status.load(Ordering::Relaxed) {
+        0 => segment_after(&path, "/status/")
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(200),
+        forced => forced,
+    };
     let extra_header = header_str(&req, "x-set-response-header");
     let method = req.method().to_string();
     let uri = req

@@ -19,7 +19,7 @@ pub use plugins::{NoPlugins, Plugin, PluginSchema, PluginSchemas};
 pub use routes::{NetEndpoint, PathHandling, Route};
 pub use services::Service;
 pub use snis::Sni;
-pub use targets::Target;
+pub use targets::{DEFAULT_TARGET_PORT, Target};
 pub use upstreams::Upstream;
 
 use crate::schema::{FieldErrors, Map, Record, Validator};

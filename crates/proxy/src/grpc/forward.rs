@@ -6,7 +6,8 @@
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::ProxyError;
 use crate::http::Fields;
-use crate::request::{ConnInfo, pick_target};
+use crate::request::ConnInfo;
+use crate::request::send::pick_target;
 use crate::snapshot::CompiledService;
 use crate::upstream::h2::{self, H2Body, H2RequestBody};
 use crate::upstream::{AttemptError, Timeouts};
@@ -41,12 +42,12 @@ pub(crate) async fn send(
     let mut tried = Vec::new();
     let mut last_err = None;
     for attempt in 0..service.retries.saturating_add(1) {
-        let crate::request::Picked {
+        // Consistent hashing has no request value here: gRPC calls go by the ring's first address.
+        let crate::request::send::Picked {
             addr,
-            host_header,
-            index: picked,
+            host: host_header,
             ..
-        } = pick_target(conn, service, &tried).await?;
+        } = pick_target(conn, service, 0, &tried).await?;
         let Some(body) = request.take() else { break };
         let authority = match preserved_host.or(host_header.as_ref()) {
             Some(h) => String::from_utf8_lossy(h.as_bytes()).into_owned(),
@@ -73,7 +74,7 @@ pub(crate) async fn send(
                     error = %e,
                     "gRPC upstream attempt failed"
                 );
-                tried.extend(picked);
+                tried.push(addr);
                 request = unsent.map(|r| r.into_body());
                 last_err = Some(e);
             }

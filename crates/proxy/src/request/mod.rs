@@ -8,20 +8,23 @@
 pub mod forwarded;
 pub mod headers;
 pub(crate) mod plugins;
+pub(crate) mod send;
 
 use crate::body::{self, BufferError, ClientBodyError, ClientStream, RequestBody, ResponseBody};
 use crate::error::ProxyError;
 use crate::http::Fields;
 use crate::response;
-use crate::snapshot::{CompiledRoute, CompiledService, ServiceTarget, Snapshot};
+use crate::snapshot::{CompiledRoute, CompiledService, Snapshot};
 use crate::state::Shared;
-use crate::upstream::{self, AttemptError, Timeouts, pool::PoolKey};
+use crate::upstream;
 use headers::*;
 use http::header::{CONTENT_LENGTH, HeaderName, VIA};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, StatusCode, Version};
 use http_body::Body;
 use plugins::Plugged;
+use send::{UpstreamHead, send_with_retries};
+use silverback_balancer::HashRequest;
 use silverback_plugins::pdk::ResponseSource;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -418,6 +421,13 @@ async fn proxy(
         m.matched_len,
     );
     let captures = m.captures;
+    // The normalized path, for upstreams that hash on it (what plugins do to the upstream
+    // path does not change it, as nginx's `$uri`).
+    let hash_path = route
+        .service
+        .as_ref()
+        .filter(|s| s.hash_rule().is_some())
+        .map(|_| m.path.to_string());
 
     // A plugin's limit on the body still to be read: its answer once the limit is crossed,
     // in the format the client's Accept asks for.
@@ -475,6 +485,20 @@ async fn proxy(
         &req.target,
         overrides.path.as_deref().unwrap_or(&upstream_path),
     )?;
+    // Hashed after the access phase (the consumer is known, plugins changed the headers) and
+    // before the proxy adds its own headers, as Kong does.
+    let hash = service.hash_rule().map(|rule| {
+        let ctx = plugged.as_ref().map(|p| &p.ctx);
+        rule.value(&HashRequest {
+            consumer: ctx.and_then(|c| c.consumer.as_ref()).map(|c| c.id),
+            credential: ctx.and_then(|c| c.credential.as_ref()).map(|c| c.id),
+            client_ip,
+            headers: &req.fields,
+            path: hash_path.as_deref().unwrap_or_default(),
+            query: req.target.query(),
+            captures: captures.as_ref(),
+        })
+    });
 
     let fields = &mut req.fields;
     let client_ip_value = if client_ip == conn.peer.ip().to_canonical() {
@@ -564,6 +588,7 @@ async fn proxy(
         &mut p.ctx.served
     });
     let rid = request_id.to_str().unwrap_or_default();
+    let hash_key = hash.as_ref().map_or(0, |h| h.hash);
     let sent = if service.grpc {
         crate::grpc::send(
             conn,
@@ -576,7 +601,7 @@ async fn proxy(
         )
         .await
     } else {
-        send_with_retries(conn, &service, &head, body, started, rid, tries)
+        send_with_retries(conn, &service, &head, body, hash_key, started, rid, tries)
             .await
             .map(|resp| h1_parts(resp, &service))
     };
@@ -594,7 +619,7 @@ async fn proxy(
     } else {
         &settings.via_h1
     };
-    let reply = finish_response(
+    let mut reply = finish_response(
         conn,
         Reply {
             status,
@@ -606,7 +631,35 @@ async fn proxy(
         sent_at.duration_since(started),
         upstream_latency,
     );
+    if let Some(cookie) = hash.and_then(|h| h.set_cookie) {
+        set_cookie(&mut reply.fields, &cookie);
+    }
     Ok((reply, ResponseSource::Service))
+}
+
+/// Adds the hashing cookie the balancer made up, replacing a `Set-Cookie` of the same name
+/// from the upstream (Kong's `set_cookie`).
+fn set_cookie(fields: &mut Fields, cookie: &str) {
+    let Ok(value) = HeaderValue::from_str(cookie) else {
+        return;
+    };
+    let prefix = cookie.split('=').next().unwrap_or_default();
+    let same_name = |v: &[u8]| {
+        v.strip_prefix(prefix.as_bytes())
+            .is_some_and(|rest| rest.first() == Some(&b'='))
+    };
+    if fields.get_all("set-cookie").any(same_name) {
+        let others: Vec<HeaderValue> = fields
+            .get_all("set-cookie")
+            .filter(|v| !same_name(v))
+            .filter_map(|v| HeaderValue::from_bytes(v).ok())
+            .collect();
+        fields.remove("set-cookie");
+        for v in others {
+            fields.append(http::header::SET_COOKIE, v);
+        }
+    }
+    fields.append(http::header::SET_COOKIE, value);
 }
 
 fn method_has_no_body(m: &Method) -> bool {
@@ -702,215 +755,6 @@ async fn read_body<'a>(
         BufferError::Client(e) => ProxyError::ClientBody(e.to_string()),
         BufferError::Io(e) => ProxyError::Internal(format!("buffering request body: {e}")),
     })
-}
-
-/// The parts of the upstream request that do not change between attempts.
-struct UpstreamHead<'a> {
-    method: &'a Method,
-    target: &'a PathAndQuery,
-    fields: &'a Fields,
-    upgrade: bool,
-    preserved_host: Option<&'a HeaderValue>,
-}
-
-/// Up to `retries + 1` attempts, each to a newly picked target, on connection failures and
-/// timeouts. A request that may already have reached the upstream is only retried when its
-/// method is idempotent and its body can be replayed, as nginx does.
-async fn send_with_retries(
-    conn: &ConnInfo,
-    service: &CompiledService,
-    head: &UpstreamHead<'_>,
-    body: RequestBody<'_>,
-    started: Instant,
-    request_id: &str,
-    mut served: Option<&mut silverback_plugins::pdk::Served>,
-) -> Result<upstream::h1::Response, ProxyError> {
-    let settings = &conn.shared.settings;
-    let timeouts = Timeouts {
-        connect: service.connect_timeout,
-        write: service.write_timeout,
-        read: service.read_timeout,
-    };
-    let attempts = service.retries.saturating_add(1);
-    let idempotent = head.method.is_idempotent();
-    let mut tried: Vec<usize> = Vec::new();
-    let mut body = Some(body);
-    let mut last_err = None;
-    for attempt in 0..attempts {
-        let Picked {
-            addr,
-            host_header,
-            index: picked,
-            name,
-        } = pick_target(conn, service, &tried).await?;
-        let Some(this_body) = body.take() else { break };
-        let next_body = if attempt + 1 < attempts {
-            this_body.replay()
-        } else {
-            None
-        };
-        let req = upstream::h1::Head {
-            method: head.method,
-            target: head.target.as_str(),
-            host: head.preserved_host.or(host_header.as_ref()),
-            fields: head.fields,
-            upgrade: head.upgrade,
-        };
-        if let Some(s) = served.as_deref_mut() {
-            s.tries.push(silverback_plugins::pdk::Try {
-                addr,
-                started: started.elapsed(),
-                ended: None,
-                failed_status: None,
-            });
-            if s.upstream_host_name.as_deref() != Some(name) {
-                s.upstream_host_name = Some(name.into());
-            }
-        }
-        let (tls, tls_key) = match &service.tls {
-            Some(t) => {
-                let (target, server_name) = tls_target(t, req.host, addr.ip());
-                (Some(target), Some((t.id, server_name)))
-            }
-            None => (None, None),
-        };
-        let key = PoolKey { addr, tls: tls_key };
-        match upstream::send(
-            &key,
-            tls.as_ref(),
-            &settings.keepalive,
-            &timeouts,
-            req,
-            this_body,
-        )
-        .await
-        {
-            Ok(resp) => return Ok(resp),
-            Err((e, sent)) => {
-                if let AttemptError::ClientBody(reason) = e {
-                    return Err(if reason.over_limit {
-                        ProxyError::BodyOverLimit
-                    } else if reason.too_large {
-                        ProxyError::BodyTooLarge
-                    } else {
-                        ProxyError::ClientBody(reason.message)
-                    });
-                }
-                if let Some(last) = served.as_deref_mut().and_then(|s| s.tries.last_mut()) {
-                    let timeout = matches!(
-                        e,
-                        AttemptError::Timeout { .. } | AttemptError::ConnectTimeout
-                    );
-                    last.failed_status = Some(if timeout { 504 } else { 502 });
-                    last.ended = Some(started.elapsed());
-                }
-                tracing::warn!(
-                    request_id,
-                    upstream = %addr,
-                    attempt = attempt + 1,
-                    error = %e,
-                    "upstream attempt failed"
-                );
-                if let Some(t) = picked {
-                    tried.push(t);
-                }
-                last_err = Some(e);
-                if (sent && !idempotent) || next_body.is_none() {
-                    break;
-                }
-                body = next_body;
-            }
-        }
-    }
-    Err(match last_err {
-        Some(AttemptError::Timeout { write }) => {
-            ProxyError::Timeout(if write { "write" } else { "read" })
-        }
-        Some(AttemptError::ConnectTimeout) => ProxyError::Timeout("connect"),
-        Some(AttemptError::Connect(e)) => ProxyError::Connect(e.to_string()),
-        Some(AttemptError::Io(e)) => ProxyError::Upstream(e.to_string()),
-        Some(AttemptError::Upstream(e)) => ProxyError::Upstream(e),
-        Some(AttemptError::ClientBody(e)) => ProxyError::ClientBody(e.message),
-        Some(e @ AttemptError::Tls(_)) => ProxyError::Connect(e.to_string()),
-        None => ProxyError::Internal("no attempt made".into()),
-    })
-}
-
-/// The TLS side of an attempt: the service's configuration and the server name, which is the
-/// Host sent upstream without its port (nginx's `proxy_ssl_name $upstream_host`), or the
-/// address when there is no usable name. Returns the name as text too, for the pool key.
-fn tls_target(
-    tls: &crate::tls::upstream::UpstreamTls,
-    host: Option<&HeaderValue>,
-    ip: IpAddr,
-) -> (upstream::h1::TlsTarget, Box<str>) {
-    use rustls::pki_types::ServerName;
-    let name = host
-        .and_then(|h| h.to_str().ok())
-        .map(host_without_port)
-        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
-        .and_then(|h| ServerName::try_from(h).ok())
-        .unwrap_or_else(|| ServerName::IpAddress(ip.into()));
-    let text: Box<str> = match &name {
-        ServerName::DnsName(d) => d.as_ref().into(),
-        _ => ip.to_string().into(),
-    };
-    (
-        upstream::h1::TlsTarget {
-            config: tls.config.clone(),
-            name,
-        },
-        text,
-    )
-}
-
-/// Where an attempt goes.
-pub(crate) struct Picked<'s> {
-    pub(crate) addr: SocketAddr,
-    /// The Host the target gets.
-    pub(crate) host_header: Option<HeaderValue>,
-    /// The upstream target's index, to not pick it again on a retry.
-    pub(crate) index: Option<usize>,
-    /// The host name (Kong's `balancer_data.hostname`: the upstream's `host_header`, else
-    /// the target's or service's host), for traces.
-    pub(crate) name: &'s str,
-}
-
-/// Where the next attempt goes: a balanced target of the upstream, or the service host.
-pub(crate) async fn pick_target<'s>(
-    conn: &ConnInfo,
-    service: &'s CompiledService,
-    tried: &[usize],
-) -> Result<Picked<'s>, ProxyError> {
-    let dns = &conn.shared.dns;
-    let resolve_err = |e: silverback_balancer::DnsError| ProxyError::NameResolution(e.to_string());
-    match &service.target {
-        ServiceTarget::Upstream(b) => {
-            let (i, t) = b.pick(tried).ok_or(ProxyError::NoPeer)?;
-            let ip = match t.ip {
-                Some(ip) => ip,
-                None => dns.resolve(&t.host).await.map_err(resolve_err)?,
-            };
-            Ok(Picked {
-                addr: SocketAddr::new(ip, t.port),
-                host_header: service.host_headers.get(i).cloned().flatten(),
-                index: Some(i),
-                name: b.host_header.as_deref().unwrap_or(&t.host),
-            })
-        }
-        ServiceTarget::Host => {
-            let ip = match service.host_ip {
-                Some(ip) => ip,
-                None => dns.resolve(&service.host).await.map_err(resolve_err)?,
-            };
-            Ok(Picked {
-                addr: SocketAddr::new(ip, service.port),
-                host_header: service.host_headers.first().cloned().flatten(),
-                index: None,
-                name: &service.host,
-            })
-        }
-    }
 }
 
 /// An HTTP/1.1 upstream response as a reply's parts (hop-by-hop fields were dropped while its

@@ -1,7 +1,8 @@
 //! Proxying a routed stream connection: connect to a target of the service (balanced and
 //! retried as HTTP requests are), then relay bytes both ways with the service's timeouts.
 
-use crate::request::{ConnInfo, pick_target};
+use crate::request::ConnInfo;
+use crate::request::send::pick_target;
 use crate::snapshot::CompiledService;
 use crate::tunnel::{self, Idle};
 use crate::upstream::connect_tcp;
@@ -47,8 +48,8 @@ where
 async fn connect(info: &ConnInfo, service: &CompiledService) -> Option<TcpStream> {
     let mut tried = Vec::new();
     for attempt in 0..service.retries.saturating_add(1) {
-        let (addr, picked) = match pick_target(info, service, &tried).await {
-            Ok(t) => (t.addr, t.index),
+        let addr = match pick_target(info, service, 0, &tried).await {
+            Ok(t) => t.addr,
             Err(e) => {
                 tracing::error!(service = %service.id, error = %e, "stream proxy failed");
                 return None;
@@ -63,7 +64,7 @@ async fn connect(info: &ConnInfo, service: &CompiledService) -> Option<TcpStream
                     error = %e,
                     "stream upstream connect failed"
                 );
-                tried.extend(picked);
+                tried.push(addr);
             }
         }
     }
