@@ -158,7 +158,7 @@ async fn serve_requests(stream: &Stream, conn: Arc<ConnInfo>, shutdown: watch::R
         {
             // The plugins' hooks stay until the tunnel ends, so `log` runs then.
             let hooks = std::mem::replace(&mut reply.body, ResponseBody::Empty);
-            if write_reply(&stream, &mut out, reply, false, true, version)
+            if write_reply(stream, &mut out, reply, false, true, version)
                 .await
                 .is_ok()
             {
