@@ -5,6 +5,7 @@ mod config;
 pub mod declarative;
 pub mod entities;
 pub mod schema;
+pub mod tls;
 pub mod typedefs;
 
 pub use config::{Change, Config, EMPTY_CONFIG_HASH, Row, RowError};

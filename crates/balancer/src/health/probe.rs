@@ -5,9 +5,8 @@
 
 use super::Outcome;
 use super::checks::{Active, ProbeKind};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, RootCertStore};
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -111,9 +110,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// Verifies certificates against the system's trust store.
 static VERIFIED: LazyLock<Option<Arc<ClientConfig>>> = LazyLock::new(|| {
     let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
+    roots.add_parsable_certificates(
+        silverback_model::tls::system_ca_certificates()
+            .iter()
+            .cloned(),
+    );
     ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .ok()
@@ -124,7 +125,7 @@ static VERIFIED: LazyLock<Option<Arc<ClientConfig>>> = LazyLock::new(|| {
 /// checked).
 static UNVERIFIED: LazyLock<Option<Arc<ClientConfig>>> = LazyLock::new(|| {
     let provider = provider();
-    let verifier = Arc::new(AnyCertificate(provider.clone()));
+    let verifier = Arc::new(silverback_model::tls::AnyServerCert::new(&provider));
     ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .ok()
@@ -136,54 +137,6 @@ static UNVERIFIED: LazyLock<Option<Arc<ClientConfig>>> = LazyLock::new(|| {
             )
         })
 });
-
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 #[cfg(test)]
 mod tests {

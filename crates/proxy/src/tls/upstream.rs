@@ -50,11 +50,11 @@ pub fn init(settings: &TlsSettings) -> Result<(), TlsError> {
     let mut roots = RootCertStore::empty();
     for source in &settings.trusted_certificates {
         if source == "system" {
-            let found = rustls_native_certs::load_native_certs();
-            for e in &found.errors {
-                tracing::warn!(error = %e, "reading the system CA store");
-            }
-            roots.add_parsable_certificates(found.certs);
+            roots.add_parsable_certificates(
+                silverback_model::tls::system_ca_certificates()
+                    .iter()
+                    .cloned(),
+            );
         } else {
             let pem = read_pem(source)?;
             let chain = parse_chain(&pem).map_err(|reason| TlsError::Pair {
@@ -179,7 +179,7 @@ fn client_config(inputs: &Inputs<'_>, d: &Defaults) -> Arc<ClientConfig> {
             algs,
         })
     } else {
-        Arc::new(NoVerify(algs))
+        Arc::new(silverback_model::tls::AnyServerCert::new(&provider))
     };
     let builder =
         match ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
@@ -280,45 +280,6 @@ impl ServerCertVerifier for Verifier {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.algs.supported_schemes()
-    }
-}
-
-/// Kong's default: the upstream's certificate is not checked (the handshake still is).
-#[derive(Debug)]
-struct NoVerify(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
     }
 }
 
