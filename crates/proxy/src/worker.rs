@@ -119,25 +119,9 @@ async fn accept_loop(
     done: watch::Sender<()>,
 ) {
     let local = listener.local_addr().ok();
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of file descriptors and similar: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let local = stream.local_addr().ok().or(local);
-        let Some(local) = local else { continue };
-        let stats = shared.worker(index);
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
-        stats.active.fetch_add(1, Ordering::Relaxed);
+    while let Some((stream, peer, local)) =
+        accept(&listener, local, &mut shutdown, &shared, index).await
+    {
         let mut info = ConnInfo::new(shared.clone(), index, peer, local);
         let shutdown = shutdown.clone();
         let done = done.clone();
@@ -161,6 +145,40 @@ async fn accept_loop(
             shared.worker(index).active.fetch_sub(1, Ordering::Relaxed);
             drop(done);
         });
+    }
+}
+
+/// The next connection on `listener` (with its peer and local addresses), counted as accepted
+/// and active in the worker's stats; `None` once shutdown begins. `local` is the listener's
+/// address, for sockets that cannot tell their own.
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    local: Option<SocketAddr>,
+    shutdown: &mut watch::Receiver<bool>,
+    shared: &Shared,
+    index: usize,
+) -> Option<(TcpStream, SocketAddr, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|s| *s) => return None,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(local) = stream.local_addr().ok().or(local) else {
+            continue;
+        };
+        let stats = shared.worker(index);
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.active.fetch_add(1, Ordering::Relaxed);
+        return Some((stream, peer, local));
     }
 }
 

@@ -123,25 +123,9 @@ async fn accept_loop(
     done: watch::Sender<()>,
 ) {
     let local = listener.local_addr().ok();
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "stream accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(local) = stream.local_addr().ok().or(local) else {
-            continue;
-        };
-        let stats = shared.worker(index);
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
-        stats.active.fetch_add(1, Ordering::Relaxed);
+    while let Some((stream, peer, local)) =
+        crate::worker::accept(&listener, local, &mut shutdown, &shared, index).await
+    {
         let info = ConnInfo::new(shared.clone(), index, peer, local);
         let done = done.clone();
         tokio::task::spawn_local(async move {
