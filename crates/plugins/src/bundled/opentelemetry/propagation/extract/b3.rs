@@ -1,7 +1,7 @@
 //! B3 (Zipkin) extraction: the single `b3` header (or a `b3=` entry of `tracestate`) and the
 //! multi-header `X-B3-*` form, combined as Kong's extractor does.
 
-use super::{is_hex, span_id, trace_id};
+use super::{hex_id, is_hex, span_id, trace_id};
 use crate::bundled::opentelemetry::propagation::{Extracted, single};
 use silverback_http::Fields;
 
@@ -159,15 +159,7 @@ fn b3_multi(h: &Fields) -> B3Parts<'_> {
         flags = Some(debug.to_string());
     }
     let mut invalid = false;
-    let mut id = |name: &str, sizes: &[usize]| match single(h, name) {
-        Some(v) if sizes.contains(&v.len()) && is_hex(v) => Some(v),
-        Some(_) => {
-            tracing::warn!("{name} header invalid; ignoring.");
-            invalid = true;
-            None
-        }
-        None => None,
-    };
+    let mut id = |name: &str, sizes: &[usize]| hex_id(h, name, sizes, &mut invalid);
     let trace = id("x-b3-traceid", &[16, 32]);
     let span = id("x-b3-spanid", &[16]);
     let parent = id("x-b3-parentspanid", &[16]);

@@ -40,6 +40,20 @@ fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A hex id header whose length is one of `sizes`; a malformed one is logged (as Kong words
+/// it) and sets `invalid`.
+fn hex_id<'h>(h: &'h Fields, name: &str, sizes: &[usize], invalid: &mut bool) -> Option<&'h str> {
+    match single(h, name) {
+        Some(v) if sizes.contains(&v.len()) && is_hex(v) => Some(v),
+        Some(_) => {
+            tracing::warn!("{name} header invalid; ignoring.");
+            *invalid = true;
+            None
+        }
+        None => None,
+    }
+}
+
 fn all_zero(s: &str) -> bool {
     s.bytes().all(|b| b == b'0')
 }
@@ -138,15 +152,7 @@ fn ot(h: &Fields) -> Option<Extracted> {
         None => None,
     };
     let mut invalid = false;
-    let mut id = |name: &str, sizes: &[usize]| match single(h, name) {
-        Some(v) if sizes.contains(&v.len()) && is_hex(v) => Some(v),
-        Some(_) => {
-            tracing::warn!("{name} header invalid; ignoring.");
-            invalid = true;
-            None
-        }
-        None => None,
-    };
+    let mut id = |name: &str, sizes: &[usize]| hex_id(h, name, sizes, &mut invalid);
     let trace = id("ot-tracer-traceid", &[16, 32]);
     let span = id("ot-tracer-spanid", &[16]);
     let mut ctx = Extracted {
