@@ -160,17 +160,7 @@ async fn rotation_and_a_size_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kong_config_errors() {
     let gw = Gateway::with_database().start();
-    let post = |config: Value| {
-        let gw = &gw;
-        async move {
-            gw.admin(
-                "POST",
-                "/plugins",
-                json!({"name": "file-log", "config": config}),
-            )
-            .await
-        }
-    };
+    let post = |config: Value| gw.post_plugin("file-log", config);
     let r = post(json!({})).await;
     assert_eq!(r.status, 400);
     assert_eq!(

@@ -34,17 +34,7 @@ async fn h2_send(h2: &H2, method: &str, url: &str, body: &str) -> (Reply, hyper:
         .await
         .unwrap_or_else(|e| panic!("{method} {url} over h2: {e:?}"));
     let version = resp.version();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        Reply {
-            status,
-            headers,
-            body,
-        },
-        version,
-    )
+    (Reply::read(resp).await, version)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -240,17 +240,7 @@ async fn delivers_after_the_endpoint_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kong_config_errors() {
     let gw = Gateway::with_database().start();
-    let post = |config: Value| {
-        let gw = &gw;
-        async move {
-            gw.admin(
-                "POST",
-                "/plugins",
-                json!({"name": "http-log", "config": config}),
-            )
-            .await
-        }
-    };
+    let post = |config: Value| gw.post_plugin("http-log", config);
     let r = post(json!({})).await;
     assert_eq!(r.status, 400);
     assert_eq!(

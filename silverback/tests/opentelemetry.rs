@@ -493,17 +493,7 @@ async fn spans_arrive_after_the_collector_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kong_config_errors() {
     let gw = Gateway::with_database().start();
-    let post = |config: Value| {
-        let gw = &gw;
-        async move {
-            gw.admin(
-                "POST",
-                "/plugins",
-                json!({"name": "opentelemetry", "config": config}),
-            )
-            .await
-        }
-    };
+    let post = |config: Value| gw.post_plugin("opentelemetry", config);
     let r = post(json!({})).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["name"], "schema violation");

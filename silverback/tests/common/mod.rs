@@ -399,6 +399,12 @@ impl Gateway {
         send(&client(), method, &self.admin_url(path), headers, body).await
     }
 
+    /// `POST /plugins` of a global plugin `name` with `config`, as a schema test sends it.
+    pub async fn post_plugin(&self, name: &str, config: Value) -> Reply {
+        let body = serde_json::json!({"name": name, "config": config});
+        self.admin("POST", "/plugins", body).await
+    }
+
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         let _ = Command::new("kill").arg(child.id().to_string()).status();
@@ -515,6 +521,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a response whole.
+    pub async fn read(resp: Response<hyper::body::Incoming>) -> Reply {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
@@ -551,14 +569,7 @@ pub async fn send(
         .request(b.body(Full::new(body.into())).unwrap())
         .await
         .unwrap_or_else(|e| panic!("{method} {url}: {e:?}"));
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply::read(resp).await
 }
 
 pub async fn get(client: &HttpClient, url: &str, headers: &[(&str, &str)]) -> Reply {
@@ -718,14 +729,7 @@ pub async fn upload(addr: SocketAddr, path: &str, total: u64, exact: bool) -> Re
         .send_request(req)
         .await
         .unwrap_or_else(|e| panic!("upload to {path}: {e:?}"));
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply::read(resp).await
 }
 
 /// GETs `path` on `addr` over a fresh HTTP/1.1 connection and counts the body bytes without
@@ -784,14 +788,7 @@ impl OneConn {
             .send_request(b.body(Full::new(body.into())).unwrap())
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::read(resp).await
     }
 
     pub async fn get(&mut self, path: &str) -> Reply {
