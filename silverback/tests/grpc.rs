@@ -1,6 +1,6 @@
 //! gRPC through the real binary, with a real gRPC server and client (tonic, messages written
 //! by hand, no protoc): unary, client, server and bidirectional streaming calls over h2c to an
-//! h2c upstream, statuses in trailers passed through, and Kong's rules: 415 and 426 for what
+//! h2c upstream and over TLS to a grpcs upstream, statuses in trailers passed through, and Kong's rules: 415 and 426 for what
 //! is not gRPC over HTTP/2, and gateway errors in the gRPC form with Kong's status mapping.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -102,18 +102,30 @@ async fn dispatch(
 
 /// A gRPC server over h2c (prior knowledge), recording each request head.
 async fn grpc_server() -> (SocketAddr, Seen) {
+    grpc_server_on(None).await
+}
+
+/// The same over TLS when `tls` is given (h2 by ALPN: a grpcs upstream).
+async fn grpc_server_on(tls: Option<Arc<rustls::ServerConfig>>) -> (SocketAddr, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen: Seen = Arc::default();
     let record = seen.clone();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let record = record.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| dispatch(req, record.clone()));
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                let _ = match acceptor {
+                    None => h2.serve_connection(TokioIo::new(stream), svc).await,
+                    Some(a) => match a.accept(stream).await {
+                        Ok(tls) => h2.serve_connection(TokioIo::new(tls), svc).await,
+                        Err(_) => return,
+                    },
+                };
             });
         }
     });
@@ -142,6 +154,25 @@ async fn unary(
     )
     .await
     .map(tonic::Response::into_inner)
+}
+
+/// A server-streaming call: the upstream counts to `n`; the messages received.
+async fn count(grpc: &mut tonic::client::Grpc<tonic::transport::Channel>, n: u32) -> Vec<String> {
+    grpc.ready().await.unwrap();
+    let mut stream = grpc
+        .server_streaming(
+            tonic::Request::new(msg(n.to_string())),
+            PathAndQuery::from_static("/test.Echo/Count"),
+            Codec::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        got.push(m.text);
+    }
+    got
 }
 
 fn config(up: SocketAddr) -> String {
@@ -206,20 +237,7 @@ async fn unary_and_streaming_calls_pass_through() {
     assert!(head.headers.contains_key("x-kong-request-id"));
 
     // Server streaming.
-    grpc.ready().await.unwrap();
-    let mut stream = grpc
-        .server_streaming(
-            tonic::Request::new(msg("5")),
-            PathAndQuery::from_static("/test.Echo/Count"),
-            Codec::default(),
-        )
-        .await
-        .unwrap()
-        .into_inner();
-    let mut got = Vec::new();
-    while let Some(m) = stream.message().await.unwrap() {
-        got.push(m.text);
-    }
+    let got = count(&mut grpc, 5).await;
     assert_eq!(got, ["0", "1", "2", "3", "4"]);
 
     // Client streaming.
@@ -266,6 +284,45 @@ async fn unary_and_streaming_calls_pass_through() {
     }
     drop(tx);
     assert!(answers.message().await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcs_services_are_reached_over_tls() {
+    let ca = common::tls::Ca::new("grpcs ca");
+    let leaf = ca.leaf(
+        &["grpc.test"],
+        common::tls::Key::Ecdsa,
+        common::tls::Validity::Current,
+    );
+    let mut tls = (*common::tls::server_config(&[&leaf.cert], &leaf.key, None)).clone();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let (up, seen) = grpc_server_on(Some(Arc::new(tls))).await;
+    let config = format!(
+        r#"_format_version: "3.0"
+services:
+- name: secure
+  url: grpcs://{up}
+  routes:
+  - protocols: [grpc]
+    paths: [/test.Echo/]
+"#
+    );
+    let gw = Gateway::with_config(&config).start();
+    let mut grpc = client(&gw).await;
+    assert_eq!(
+        unary(&mut grpc, "/test.Echo/Unary", "tls").await.unwrap(),
+        msg("hello tls")
+    );
+    // Server streaming over the same multiplexed TLS connection.
+    let got = count(&mut grpc, 3).await;
+    assert_eq!(got, ["0", "1", "2"]);
+    let heads = seen.lock().unwrap().clone();
+    assert_eq!(heads.len(), 2);
+    for head in &heads {
+        assert_eq!(head.uri.scheme_str(), Some("https"));
+        assert_eq!(head.uri.authority().unwrap().as_str(), up.to_string());
+        assert_eq!(head.headers["te"], "trailers");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -249,7 +249,7 @@ impl Snapshot {
         let mut services: HashMap<Uuid, (bool, Arc<CompiledService>)> = HashMap::new();
         for (row, s) in typed_rows(&config, "services", previous.map(|p| &p.typed.services))? {
             let mut compiled = compile_service(&s, &row, &by_name);
-            if s.protocol == "https" {
+            if crate::tls::upstream::is_tls_protocol(&s.protocol) {
                 let fallback = upstream_client_certs.get(&s.host.to_ascii_lowercase());
                 let tls = crate::tls::upstream::for_service(
                     &s,

@@ -1,4 +1,5 @@
-//! Sending a request to a grpc/grpcs service: over HTTP/2 (`upstream::h2`), with the request
+//! Sending a request to a grpc/grpcs service: over HTTP/2 (`upstream::h2`; over TLS to grpcs
+//! services, with the service's TLS settings as https services have them), with the request
 //! path as the client sent it (nginx's `grpc_pass` has no upstream URI), `:authority` set as
 //! Kong sets the Host, and `te: trailers`. A request is retried on another target only while it
 //! has not been handed to a connection (its body streams, so it cannot be replayed).
@@ -7,7 +8,7 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::error::ProxyError;
 use crate::http::Fields;
 use crate::request::ConnInfo;
-use crate::request::send::pick_target;
+use crate::request::send::{Picked, connection_key, pick_target};
 use crate::snapshot::CompiledService;
 use crate::upstream::h2::{self, H2Body, H2RequestBody};
 use crate::upstream::{AttemptError, Timeouts};
@@ -16,6 +17,9 @@ use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, StatusCode};
 
 /// Proxies one gRPC call; the response head, and its body (data, then trailers) to relay.
+/// `hash` is the balancer's hash of the request (consistent hashing), `served` collects the
+/// attempts for the log plugins.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn send(
     conn: &ConnInfo,
     service: &CompiledService,
@@ -24,6 +28,9 @@ pub(crate) async fn send(
     fields: &Fields,
     preserved_host: Option<&HeaderValue>,
     body: RequestBody<'_>,
+    hash: u32,
+    started: std::time::Instant,
+    mut served: Option<&mut silverback_plugins::pdk::Served>,
 ) -> Result<(StatusCode, Fields, ResponseBody), ProxyError> {
     let body: H2RequestBody = match body.detach() {
         Some(b) => Box::pin(b),
@@ -42,18 +49,17 @@ pub(crate) async fn send(
     let mut tried = Vec::new();
     let mut last_err = None;
     for attempt in 0..service.retries.saturating_add(1) {
-        // Consistent hashing has no request value here: gRPC calls go by the ring's first address.
-        let crate::request::send::Picked {
-            addr,
-            host: host_header,
-            ..
-        } = pick_target(conn, service, 0, &tried).await?;
+        let picked: Picked<'_> = pick_target(conn, service, hash, &tried).await?;
+        let addr = picked.addr;
         let Some(body) = request.take() else { break };
-        let authority = match preserved_host.or(host_header.as_ref()) {
+        let host = preserved_host.or(picked.host.as_ref());
+        let authority = match host {
             Some(h) => String::from_utf8_lossy(h.as_bytes()).into_owned(),
             None => addr.to_string(),
         };
-        let uri = format!("http://{authority}{}", target.as_str());
+        let (tls, key) = connection_key(service, host, addr);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let uri = format!("{scheme}://{authority}{}", target.as_str());
         let mut req = http::Request::new(body);
         *req.method_mut() = method.clone();
         *req.uri_mut() = uri
@@ -61,13 +67,23 @@ pub(crate) async fn send(
             .map_err(|e| ProxyError::BadRequest(format!("upstream uri: {e}")))?;
         *req.version_mut() = http::Version::HTTP_2;
         *req.headers_mut() = headers.clone();
-        match h2::send(addr, &timeouts, req).await {
+        if let Some(s) = served.as_deref_mut() {
+            picked.record_try(s, started);
+        }
+        let sent_at = picked.peer.as_ref().map(|_| std::time::Instant::now());
+        match h2::send(&key, tls.as_ref(), &timeouts, req).await {
             Ok(resp) => {
+                picked.report_status(resp.status().as_u16(), sent_at);
                 let (parts, incoming) = resp.into_parts();
                 let body = ResponseBody::H2(Box::new(H2Body::new(incoming, timeouts.read)));
                 return Ok((parts.status, Fields::from_map(parts.headers), body));
             }
             Err((e, unsent)) => {
+                let timeout = picked.report_failure(&e);
+                if let Some(last) = served.as_deref_mut().and_then(|s| s.tries.last_mut()) {
+                    last.failed_status = Some(if timeout { 504 } else { 502 });
+                    last.ended = Some(started.elapsed());
+                }
                 tracing::warn!(
                     upstream = %addr,
                     attempt = attempt + 1,
@@ -84,6 +100,7 @@ pub(crate) async fn send(
         Some(AttemptError::Timeout { .. }) => ProxyError::Timeout("read"),
         Some(AttemptError::ConnectTimeout) => ProxyError::Timeout("connect"),
         Some(AttemptError::Connect(e)) => ProxyError::Connect(e.to_string()),
+        Some(e @ AttemptError::Tls(_)) => ProxyError::Connect(e.to_string()),
         Some(e) => ProxyError::Upstream(e.to_string()),
         None => ProxyError::Internal("no attempt made".into()),
     })

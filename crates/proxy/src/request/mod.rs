@@ -598,6 +598,9 @@ async fn proxy(
             &req.fields,
             head.preserved_host,
             body,
+            hash_key,
+            started,
+            tries,
         )
         .await
     } else {

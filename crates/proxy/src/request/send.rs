@@ -13,7 +13,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderValue, Method};
 use silverback_balancer::health::Outcome;
 use silverback_balancer::{Peer, PickError};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// The parts of the upstream request that do not change between attempts.
@@ -67,24 +67,9 @@ pub(super) async fn send_with_retries(
             upgrade: head.upgrade,
         };
         if let Some(s) = served.as_deref_mut() {
-            s.tries.push(silverback_plugins::pdk::Try {
-                addr,
-                started: started.elapsed(),
-                ended: None,
-                failed_status: None,
-            });
-            if s.upstream_host_name.as_deref() != Some(picked.name) {
-                s.upstream_host_name = Some(picked.name.into());
-            }
+            picked.record_try(s, started);
         }
-        let (tls, tls_key) = match &service.tls {
-            Some(t) => {
-                let (target, server_name) = tls_target(t, req.host, addr.ip());
-                (Some(target), Some((t.id, server_name)))
-            }
-            None => (None, None),
-        };
-        let key = PoolKey { addr, tls: tls_key };
+        let (tls, key) = connection_key(service, req.host, addr);
         // Only balanced attempts are timed (the latency algorithm's samples).
         let sent_at = picked.peer.as_ref().map(|_| Instant::now());
         let sending = upstream::send(
@@ -97,10 +82,7 @@ pub(super) async fn send_with_retries(
         );
         match sending.await {
             Ok(resp) => {
-                if let (Some(peer), Some(at)) = (&picked.peer, sent_at) {
-                    peer.report(Outcome::Status(resp.status.as_u16()));
-                    peer.record_latency(at.elapsed());
-                }
+                picked.report_status(resp.status.as_u16(), sent_at);
                 return Ok(resp);
             }
             Err((e, sent)) => {
@@ -113,17 +95,7 @@ pub(super) async fn send_with_retries(
                         ProxyError::ClientBody(reason.message)
                     });
                 }
-                let timeout = matches!(
-                    e,
-                    AttemptError::Timeout { .. } | AttemptError::ConnectTimeout
-                );
-                if let Some(peer) = &picked.peer {
-                    peer.report(if timeout {
-                        Outcome::Timeout
-                    } else {
-                        Outcome::TcpFailure
-                    });
-                }
+                let timeout = picked.report_failure(&e);
                 if let Some(last) = served.as_deref_mut().and_then(|s| s.tries.last_mut()) {
                     last.failed_status = Some(if timeout { 504 } else { 502 });
                     last.ended = Some(started.elapsed());
@@ -158,31 +130,38 @@ pub(super) async fn send_with_retries(
     })
 }
 
-/// The TLS side of an attempt: the service's configuration and the server name, which is the
-/// Host sent upstream without its port (nginx's `proxy_ssl_name $upstream_host`), or the
-/// address when there is no usable name. Returns the name as text too, for the pool key.
-fn tls_target(
-    tls: &crate::tls::upstream::UpstreamTls,
+/// The pool key of an attempt to `addr`, and for TLS services what the handshake needs: the
+/// service's configuration and the server name, which is the Host sent upstream without its
+/// port (nginx's `proxy_ssl_name $upstream_host`), or the address when there is no usable name.
+pub(crate) fn connection_key(
+    service: &CompiledService,
     host: Option<&HeaderValue>,
-    ip: IpAddr,
-) -> (upstream::h1::TlsTarget, Box<str>) {
+    addr: SocketAddr,
+) -> (Option<upstream::TlsTarget>, PoolKey) {
     use rustls::pki_types::ServerName;
+    let Some(tls) = &service.tls else {
+        return (None, PoolKey { addr, tls: None });
+    };
     let name = host
         .and_then(|h| h.to_str().ok())
         .map(host_without_port)
         .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
         .and_then(|h| ServerName::try_from(h).ok())
-        .unwrap_or_else(|| ServerName::IpAddress(ip.into()));
+        .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
     let text: Box<str> = match &name {
         ServerName::DnsName(d) => d.as_ref().into(),
-        _ => ip.to_string().into(),
+        _ => addr.ip().to_string().into(),
+    };
+    let target = upstream::TlsTarget {
+        config: tls.config.clone(),
+        name,
     };
     (
-        upstream::h1::TlsTarget {
-            config: tls.config.clone(),
-            name,
+        Some(target),
+        PoolKey {
+            addr,
+            tls: Some((tls.id, text)),
         },
-        text,
     )
 }
 
@@ -196,6 +175,52 @@ pub(crate) struct Picked<'s> {
     pub(crate) name: &'s str,
     /// The balancer's address, for upstreams: reports go to it.
     pub(crate) peer: Option<Peer<'s>>,
+}
+
+impl Picked<'_> {
+    /// Notes an attempt to this address for the log plugins (Kong's `balancer_data.tries`).
+    pub(crate) fn record_try(
+        &self,
+        served: &mut silverback_plugins::pdk::Served,
+        started: Instant,
+    ) {
+        served.tries.push(silverback_plugins::pdk::Try {
+            addr: self.addr,
+            started: started.elapsed(),
+            ended: None,
+            failed_status: None,
+        });
+        if served.upstream_host_name.as_deref() != Some(self.name) {
+            served.upstream_host_name = Some(self.name.into());
+        }
+    }
+
+    /// Reports a response to the balancer (passive health, and the latency of an attempt
+    /// sent at `sent_at`).
+    pub(crate) fn report_status(&self, status: u16, sent_at: Option<Instant>) {
+        if let Some(peer) = &self.peer {
+            peer.report(Outcome::Status(status));
+            if let Some(at) = sent_at {
+                peer.record_latency(at.elapsed());
+            }
+        }
+    }
+
+    /// Reports a failed attempt to the balancer; returns whether it was a timeout.
+    pub(crate) fn report_failure(&self, e: &AttemptError) -> bool {
+        let timeout = matches!(
+            e,
+            AttemptError::Timeout { .. } | AttemptError::ConnectTimeout
+        );
+        if let Some(peer) = &self.peer {
+            peer.report(if timeout {
+                Outcome::Timeout
+            } else {
+                Outcome::TcpFailure
+            });
+        }
+        timeout
+    }
 }
 
 /// A balanced address of the upstream (another one than those `tried` when there is one), or

@@ -1,5 +1,6 @@
-//! TLS to upstreams (`https` services): one rustls client configuration per distinct set of a
-//! service's `tls_verify`, `tls_verify_depth`, `ca_certificates` and `client_certificate`,
+//! TLS to upstreams (`https`, `grpcs` and `tls` services): one rustls client configuration per
+//! distinct set of a service's protocol (its ALPN), `tls_verify`, `tls_verify_depth`,
+//! `ca_certificates` and `client_certificate`,
 //! compiled with the snapshot and kept across snapshots while those inputs do not change (so
 //! pooled connections and resumable sessions survive unrelated config changes).
 //!
@@ -88,6 +89,8 @@ fn defaults() -> &'static Defaults {
 
 /// What a service's TLS configuration is made of, hashed into its id.
 struct Inputs<'a> {
+    /// Offered by ALPN: `http/1.1` to https services, `h2` to grpcs ones, nothing on streams.
+    alpn: &'static [u8],
     verify: bool,
     depth: u32,
     /// PEM of each CA certificate, in the service's order.
@@ -98,6 +101,7 @@ struct Inputs<'a> {
 impl Inputs<'_> {
     fn id(&self) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.alpn.hash(&mut h);
         self.verify.hash(&mut h);
         self.depth.hash(&mut h);
         self.cas.hash(&mut h);
@@ -106,7 +110,12 @@ impl Inputs<'_> {
     }
 }
 
-/// Compiles (or reuses from `previous`) the TLS configuration of an https service.
+/// Whether a service of this protocol is reached over TLS.
+pub fn is_tls_protocol(protocol: &str) -> bool {
+    matches!(protocol, "https" | "grpcs" | "tls")
+}
+
+/// Compiles (or reuses from `previous`) the TLS configuration of an https, grpcs or tls service.
 /// `upstream_client_certificate` is the certificate of the upstream the service points at, used
 /// when the service has none (Kong's fallback). Missing CA or certificate rows were refused by
 /// validation; one that cannot be used is logged and left out, so the handshake fails the way
@@ -142,6 +151,11 @@ pub fn for_service(
         .and_then(|id| certificates.get(&id))
         .map(|c| (c.cert.as_str(), c.key.as_str()));
     let inputs = Inputs {
+        alpn: match service.protocol.as_str() {
+            "grpcs" => b"h2",
+            "tls" => b"",
+            _ => b"http/1.1",
+        },
         verify: service.tls_verify.unwrap_or(d.verify),
         depth: service.tls_verify_depth.unwrap_or(DEFAULT_DEPTH),
         cas,
@@ -200,7 +214,9 @@ fn client_config(inputs: &Inputs<'_>, d: &Defaults) -> Arc<ClientConfig> {
         Some(key) => builder.with_client_cert_resolver(Arc::new(ClientCert(key))),
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if !inputs.alpn.is_empty() {
+        config.alpn_protocols = vec![inputs.alpn.to_vec()];
+    }
     Arc::new(config)
 }
 

@@ -7,7 +7,7 @@
 //! pool at its end.
 
 use super::pool::{self, Limits, PoolKey};
-use super::{AttemptError, ClientFailure, Timeouts};
+use super::{AttemptError, ClientFailure, Timeouts, TlsTarget};
 use crate::body::{BoxError, ClientBodyError, RequestBody, client_error};
 use crate::http::Fields;
 use crate::http::fields::{self, Known};
@@ -70,11 +70,7 @@ impl Conn {
             let Some(t) = tls else {
                 return Ok(Stream::Plain(tcp));
             };
-            let tls = tokio_rustls::TlsConnector::from(t.config.clone())
-                .connect(t.name.clone(), tcp)
-                .await
-                .map_err(|e| AttemptError::Tls(crate::tls::upstream::describe(&e)))?;
-            let (tcp, conn) = tls.into_inner();
+            let (tcp, conn) = super::handshake_tls(tcp, t).await?.into_inner();
             Ok(Stream::Tls(Box::new(TlsStream::new(tcp, conn))))
         };
         let io = match tokio::time::timeout(timeout, connecting).await {
@@ -120,14 +116,6 @@ impl Conn {
             },
         }
     }
-}
-
-/// Where a TLS connection goes: the client configuration and the name to send (SNI) and
-/// verify.
-#[derive(Debug, Clone)]
-pub struct TlsTarget {
-    pub config: std::sync::Arc<rustls::ClientConfig>,
-    pub name: rustls::pki_types::ServerName<'static>,
 }
 
 /// The request line and fields to send.

@@ -1,9 +1,10 @@
-//! HTTP/2 to upstreams (gRPC services): h2c with prior knowledge over hyper's client, one
-//! multiplexed connection per upstream address and worker, opened on first use and replaced
-//! once it closes. Bodies stream both ways; trailers come back as the response body's last
+//! HTTP/2 to upstreams (gRPC services): h2c with prior knowledge to grpc services, h2 over TLS
+//! to grpcs ones, over hyper's client; one multiplexed connection per upstream address (and TLS
+//! settings and name) and worker, opened on first use and replaced once it closes. Bodies stream both ways; trailers come back as the response body's last
 //! frame.
 
-use super::{AttemptError, Timeouts, connect_tcp};
+use super::pool::PoolKey;
+use super::{AttemptError, Timeouts, TlsTarget, connect_tcp, handshake_tls};
 use crate::body::BoxError;
 use crate::worker::LocalExec;
 use bytes::Bytes;
@@ -15,7 +16,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,48 +28,69 @@ pub type H2RequestBody = Pin<Box<dyn Body<Data = Bytes, Error = BoxError>>>;
 type Sender = SendRequest<H2RequestBody>;
 
 thread_local! {
-    /// This worker's connections, by upstream address.
-    static CONNS: RefCell<HashMap<SocketAddr, Sender, rustc_hash::FxBuildHasher>> =
+    /// This worker's connections, by upstream address and TLS settings.
+    static CONNS: RefCell<HashMap<PoolKey, Sender, rustc_hash::FxBuildHasher>> =
         RefCell::new(HashMap::default());
 }
 
-/// The worker's connection to `addr`, or a new one.
-async fn connection(addr: SocketAddr, connect_timeout: Duration) -> Result<Sender, AttemptError> {
-    let open = CONNS.with(|c| c.borrow().get(&addr).filter(|s| !s.is_closed()).cloned());
+/// The worker's connection for `key`, or a new one (TCP, TLS when `tls` is given, and the
+/// HTTP/2 handshake, all within the connect timeout).
+async fn connection(
+    key: &PoolKey,
+    tls: Option<&TlsTarget>,
+    connect_timeout: Duration,
+) -> Result<Sender, AttemptError> {
+    let open = CONNS.with(|c| c.borrow().get(key).filter(|s| !s.is_closed()).cloned());
     if let Some(sender) = open {
         return Ok(sender);
     }
-    let io = connect_tcp(addr, connect_timeout).await?;
-    let handshake = hyper::client::conn::http2::Builder::new(LocalExec)
-        .timer(TokioTimer::new())
-        .handshake::<_, H2RequestBody>(TokioIo::new(io));
-    let (sender, conn) = match tokio::time::timeout(connect_timeout, handshake).await {
-        Err(_) => return Err(AttemptError::ConnectTimeout),
-        Ok(Err(e)) => return Err(AttemptError::Connect(io::Error::other(e))),
-        Ok(Ok(pair)) => pair,
+    let connecting = async {
+        let tcp = connect_tcp(key.addr, connect_timeout).await?;
+        match tls {
+            None => handshake(TokioIo::new(tcp), key).await,
+            Some(t) => handshake(TokioIo::new(handshake_tls(tcp, t).await?), key).await,
+        }
     };
+    let sender = tokio::time::timeout(connect_timeout, connecting)
+        .await
+        .map_err(|_| AttemptError::ConnectTimeout)??;
+    CONNS.with(|c| c.borrow_mut().insert(key.clone(), sender.clone()));
+    Ok(sender)
+}
+
+/// The HTTP/2 handshake; the connection then runs in its own task on this worker.
+async fn handshake<T>(io: T, key: &PoolKey) -> Result<Sender, AttemptError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(LocalExec)
+        .timer(TokioTimer::new())
+        .handshake::<_, H2RequestBody>(io)
+        .await
+        .map_err(|e| AttemptError::Connect(io::Error::other(e)))?;
+    let addr = key.addr;
     tokio::task::spawn_local(async move {
         if let Err(e) = conn.await {
             tracing::debug!(upstream = %addr, error = %e, "HTTP/2 upstream connection ended");
         }
     });
-    CONNS.with(|c| c.borrow_mut().insert(addr, sender.clone()));
     Ok(sender)
 }
 
 /// Forgets a connection that could not take a request.
-fn forget(addr: SocketAddr) {
-    CONNS.with(|c| c.borrow_mut().remove(&addr));
+fn forget(key: &PoolKey) {
+    CONNS.with(|c| c.borrow_mut().remove(key));
 }
 
 /// Sends one request and waits (up to the read timeout) for the response head. On failure,
 /// the request comes back when it was never handed to the connection, so it may be retried.
 pub async fn send(
-    addr: SocketAddr,
+    key: &PoolKey,
+    tls: Option<&TlsTarget>,
     t: &Timeouts,
     req: http::Request<H2RequestBody>,
 ) -> Result<http::Response<Incoming>, (AttemptError, Option<http::Request<H2RequestBody>>)> {
-    let mut sender = match connection(addr, t.connect).await {
+    let mut sender = match connection(key, tls, t.connect).await {
         Ok(s) => s,
         Err(e) => return Err((e, Some(req))),
     };
@@ -79,7 +100,7 @@ pub async fn send(
         Ok(Err(mut e)) => {
             let unsent = e.take_message();
             if unsent.is_some() {
-                forget(addr);
+                forget(key);
             }
             let err = io::Error::other(e.into_error());
             Err((AttemptError::Io(err), unsent))

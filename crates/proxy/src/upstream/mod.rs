@@ -87,11 +87,30 @@ pub async fn connect_tcp(
     Ok(io)
 }
 
+/// Where a TLS connection goes: the client configuration and the name to send (SNI) and
+/// verify.
+#[derive(Debug, Clone)]
+pub struct TlsTarget {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+/// The TLS handshake with an upstream over a connected socket; a failure says why, for the log.
+pub async fn handshake_tls(
+    tcp: tokio::net::TcpStream,
+    target: &TlsTarget,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, AttemptError> {
+    tokio_rustls::TlsConnector::from(target.config.clone())
+        .connect(target.name.clone(), tcp)
+        .await
+        .map_err(|e| AttemptError::Tls(crate::tls::upstream::describe(&e)))
+}
+
 /// Sends one attempt over a pooled connection when a usable one is idle, else a new one.
 /// The error says whether the request may have reached the upstream.
 pub async fn send(
     key: &PoolKey,
-    tls: Option<&h1::TlsTarget>,
+    tls: Option<&TlsTarget>,
     limits: &Limits,
     t: &Timeouts,
     head: h1::Head<'_>,
