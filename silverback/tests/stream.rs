@@ -1,10 +1,13 @@
 //! The stream proxy against the real binary: TCP routes matched by sources and destinations,
-//! retries over an upstream's targets, idle timeouts, and tls_passthrough routes picked by the
-//! ClientHello's SNI with the client's TLS session ending at the upstream.
+//! retries over an upstream's targets, idle timeouts, tls_passthrough routes picked by the
+//! ClientHello's SNI with the client's TLS session ending at the upstream, tls routes whose TLS
+//! ends at the gateway with the certificate of their SNI, and tls services reached over TLS with
+//! the service's verification settings.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use common::tls::{self as certs, Key, Validity, yaml_block};
 use common::tls_echo::{Cert, TlsEcho, connect};
 use common::*;
 use std::net::SocketAddr;
@@ -242,6 +245,143 @@ services:
             .await
             .is_err()
     );
+}
+
+/// A client that trusts `ca` only.
+fn trusting(ca: &certs::Ca) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der()).unwrap();
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_routes_terminate_with_the_certificate_of_their_sni() {
+    let ca = certs::Ca::new("stream ca");
+    let exact = ca.leaf(&["t.test"], Key::Ecdsa, Validity::Current);
+    let wildcard = ca.leaf(&["*.w.test"], Key::Rsa, Validity::Current);
+    let (plain_t, plain_w) = (tcp_echo("t").await, tcp_echo("w").await);
+    let config = format!(
+        r#"_format_version: "3.0"
+certificates:
+- cert: {}
+  key: {}
+  snis: [t.test]
+- cert: {}
+  key: {}
+  snis: ["*.w.test"]
+services:
+- name: t
+  url: tcp://{plain_t}
+  routes:
+  - name: terminate-t
+    protocols: [tls]
+    snis: [t.test]
+- name: w
+  url: tcp://{plain_w}
+  routes:
+  - name: terminate-w
+    protocols: [tls]
+    snis: [one.w.test]
+"#,
+        yaml_block(&exact.cert, 4),
+        yaml_block(&exact.key, 4),
+        yaml_block(&wildcard.cert, 4),
+        yaml_block(&wildcard.key, 4),
+    );
+    let gw = Gateway::with_config(&config)
+        .setting("stream_listen", "127.0.0.1:0 ssl")
+        .start();
+    let listen = gw.stream_addrs()[0];
+    // The client trusts the CA of the gateway's certificates, and the upstream speaks plain
+    // TCP: the session ends at the gateway, with the certificate of the route's SNI.
+    let tls = connect(listen, "t.test", trusting(&ca)).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+    let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    assert_eq!(certs::common_name(&presented), "t.test");
+    assert_eq!(greeting_and_echo(tls).await, "t");
+    let tls = connect(listen, "one.w.test", trusting(&ca)).await.unwrap();
+    let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    assert_eq!(certs::common_name(&presented), "*.w.test");
+    assert_eq!(greeting_and_echo(tls).await, "w");
+    // A name no route has: closed before any handshake.
+    assert!(connect(listen, "other.test", trusting(&ca)).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_services_are_reached_over_tls_and_verified_as_configured() {
+    const CA_ID: &str = "5b0e8a1c-6f7a-4c1b-9d7e-0000000000c1";
+    let ca = certs::Ca::new("stream upstream ca");
+    let leaf = ca.leaf(&["127.0.0.1"], Key::Ecdsa, Validity::Current);
+    let up = TlsEcho::with_config(
+        "secure",
+        certs::server_config(&[&leaf.cert], &leaf.key, None),
+    )
+    .await;
+    let config = format!(
+        r#"_format_version: "3.0"
+ca_certificates:
+- id: {CA_ID}
+  cert: {}
+services:
+- name: verified
+  url: tls://{}
+  tls_verify: true
+  ca_certificates: ["{CA_ID}"]
+  routes:
+  - name: to-first-address
+    protocols: [tcp]
+    destinations: [{{ip: 127.0.0.1}}]
+- name: unknown-ca
+  url: tls://{}
+  tls_verify: true
+  retries: 0
+  routes:
+  - name: to-second-address
+    protocols: [tcp]
+    destinations: [{{ip: 127.0.0.2}}]
+- name: unverified
+  url: tls://{}
+  routes:
+  - name: to-third-address
+    protocols: [tcp]
+    destinations: [{{ip: 127.0.0.3}}]
+"#,
+        yaml_block(&ca.pem, 4),
+        up.addr,
+        up.addr,
+        up.addr,
+    );
+    let gw = Gateway::with_config(&config)
+        .setting(
+            "stream_listen",
+            "127.0.0.1:0, 127.0.0.2:0 reuseport, 127.0.0.3:0 reuseport",
+        )
+        .start();
+    let listens = gw.stream_addrs();
+    assert_eq!(listens.len(), 3, "{}", gw.log_text());
+    // Plain from the client, TLS to the upstream, verified with the service's CA.
+    let verified = TcpStream::connect(listens[0]).await.unwrap();
+    assert_eq!(greeting_and_echo(verified).await, "secure");
+    // Kong's default: not verified.
+    let unverified = TcpStream::connect(listens[2]).await.unwrap();
+    assert_eq!(greeting_and_echo(unverified).await, "secure");
+    // Verification without a CA that knows the certificate fails; the log says why.
+    let refused = TcpStream::connect(listens[1]).await.unwrap();
+    closed_within(refused, Duration::from_secs(5)).await;
+    common::eventually(
+        Duration::from_secs(5),
+        "log line with the reason",
+        || async { gw.log_text().contains("unknown CA") },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 //! - [`request`]: the life of a proxied request (route → checks → upstream → response);
 //! - [`upstream`]: upstream connections (HTTP/1.1 with a keepalive pool, HTTP/2 for gRPC);
 //! - [`grpc`]: Kong's gRPC rules and gRPC-form errors;
-//! - [`stream`]: the `stream_listen` proxy (tcp, tls_passthrough routes); [`tunnel`]: relaying
+//! - [`stream`]: the `stream_listen` proxy (tcp, tls and tls_passthrough routes); [`tunnel`]: relaying
 //!   bytes both ways (streams, [`websocket`]);
 //! - [`error`] / [`response`]: the one place failures become Kong's responses;
 //! - [`status`]: the status API; [`metrics`]: its (and the Admin API's) `/metrics`.
@@ -89,7 +89,9 @@ impl Proxy {
             (0..workers).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
         let mut tls_addrs = Vec::new();
-        let tls = if settings.proxy_listen.iter().any(|l| l.ssl) {
+        let any_ssl = settings.proxy_listen.iter().any(|l| l.ssl)
+            || settings.stream_listen.iter().any(|l| l.ssl);
+        let tls = if any_ssl {
             let default = tls::certs::default_pairs(
                 &settings.prefix,
                 tls::certs::Listener::Proxy,
@@ -110,7 +112,7 @@ impl Proxy {
                 (Some((resolver, sessions)), true) => Some(tls::server::server_config(
                     &settings.tls,
                     resolver.clone(),
-                    l.http2,
+                    tls::server::Alpn::http(l.http2),
                     sessions,
                 )?),
                 _ => None,
@@ -128,7 +130,18 @@ impl Proxy {
                 });
             }
         }
-        let (streams, stream_addrs) = stream::bind(&settings.stream_listen, workers)?;
+        // tls stream routes terminate with the proxy's certificates, offering no ALPN.
+        let stream_tls = match &tls {
+            Some((resolver, sessions)) => Some(tls::server::server_config(
+                &settings.tls,
+                resolver.clone(),
+                tls::server::Alpn::None,
+                sessions,
+            )?),
+            None => None,
+        };
+        let (streams, stream_addrs) =
+            stream::bind(&settings.stream_listen, workers, stream_tls.as_ref())?;
         let (shutdown, rx) = watch::channel(false);
         let mut handles = Vec::new();
         for (i, (socks, streams)) in per_worker.into_iter().zip(streams).enumerate() {

@@ -61,7 +61,12 @@ pub struct TlsEcho {
 
 impl TlsEcho {
     pub async fn start(tag: &str, cert: &Cert) -> TlsEcho {
-        let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config());
+        TlsEcho::with_config(tag, cert.server_config()).await
+    }
+
+    /// The same with a server configuration of the caller's.
+    pub async fn with_config(tag: &str, config: Arc<rustls::ServerConfig>) -> TlsEcho {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let tag = format!("{tag}\n");

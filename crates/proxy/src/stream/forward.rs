@@ -1,36 +1,44 @@
 //! Proxying a routed stream connection: connect to a target of the service (balanced and
-//! retried as HTTP requests are), then relay bytes both ways with the service's timeouts.
+//! retried as HTTP requests are, over TLS for `tls` services), then relay bytes both ways with
+//! the service's timeouts.
 
+use crate::http::Fields;
 use crate::request::ConnInfo;
-use crate::request::send::pick_target;
+use crate::request::send::{Picked, connection_key, pick_target};
 use crate::snapshot::CompiledService;
 use crate::tunnel::{self, Idle};
-use crate::upstream::connect_tcp;
+use crate::upstream::{AttemptError, connect_tcp, handshake_tls};
+use silverback_balancer::HashRequest;
+use silverback_balancer::health::Outcome;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
-/// Connects to the service, trying up to `retries + 1` targets on connection failures, and
-/// relays `client` to it until either side is done.
+/// A connection to a stream upstream.
+enum Upstream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Connects to the service, trying up to `retries + 1` targets on connection (or handshake)
+/// failures, and relays `client` to it until either side is done.
 pub(super) async fn forward<C>(mut client: C, info: &ConnInfo, service: &CompiledService)
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    if &*service.protocol == "tls" {
-        // Upstream TLS (tls services) comes with the node's TLS support.
-        tracing::error!(
-            service = %service.id,
-            "TLS to stream upstreams is not available yet; closing the connection"
-        );
-        return;
-    }
-    let Some(mut upstream) = connect(info, service).await else {
+    // The target is held while the connection lasts: least-connections counts it.
+    let Some((_picked, upstream)) = connect(info, service).await else {
         return;
     };
     let idle = Idle {
         read: service.read_timeout,
         write: service.write_timeout,
     };
-    match tunnel::relay(&mut client, &mut upstream, b"", b"", idle).await {
+    let relayed = match upstream {
+        Upstream::Plain(mut s) => tunnel::relay(&mut client, &mut s, b"", b"", idle).await,
+        Upstream::Tls(mut s) => tunnel::relay(&mut client, &mut *s, b"", b"", idle).await,
+    };
+    match relayed {
         Ok(r) if r.timed_out => {
             tracing::info!(peer = %info.peer, "stream connection closed after idle timeout");
         }
@@ -44,20 +52,61 @@ where
     }
 }
 
+/// The balancer's hash of a stream connection: of the client address, the one input a stream
+/// has (Kong hashes streams on `ip` only).
+fn stream_hash(info: &ConnInfo, service: &CompiledService) -> u32 {
+    let Some(rule) = service.hash_rule() else {
+        return 0;
+    };
+    let no_headers = Fields::default();
+    rule.value(&HashRequest {
+        consumer: None,
+        credential: None,
+        client_ip: info.peer.ip().to_canonical(),
+        headers: &no_headers,
+        path: "",
+        query: None,
+        captures: None,
+    })
+    .hash
+}
+
 /// A connection to a target of the service, after up to `retries + 1` attempts.
-async fn connect(info: &ConnInfo, service: &CompiledService) -> Option<TcpStream> {
+async fn connect<'s>(
+    info: &ConnInfo,
+    service: &'s CompiledService,
+) -> Option<(Picked<'s>, Upstream)> {
+    let hash = stream_hash(info, service);
     let mut tried = Vec::new();
     for attempt in 0..service.retries.saturating_add(1) {
-        let addr = match pick_target(info, service, 0, &tried).await {
-            Ok(t) => t.addr,
+        let picked = match pick_target(info, service, hash, &tried).await {
+            Ok(t) => t,
             Err(e) => {
                 tracing::error!(service = %service.id, error = %e, "stream proxy failed");
                 return None;
             }
         };
-        match connect_tcp(addr, service.connect_timeout).await {
-            Ok(s) => return Some(s),
+        let addr = picked.addr;
+        let (tls, _) = connection_key(service, picked.host.as_ref(), addr);
+        let connecting = async {
+            let tcp = connect_tcp(addr, service.connect_timeout).await?;
+            Ok::<_, AttemptError>(match &tls {
+                None => Upstream::Plain(tcp),
+                Some(t) => Upstream::Tls(Box::new(handshake_tls(tcp, t).await?)),
+            })
+        };
+        let connected = tokio::time::timeout(service.connect_timeout, connecting)
+            .await
+            .unwrap_or(Err(AttemptError::ConnectTimeout));
+        match connected {
+            Ok(s) => {
+                if let Some(peer) = &picked.peer {
+                    peer.report(Outcome::Connected);
+                }
+                return Some((picked, s));
+            }
             Err(e) => {
+                picked.report_failure(&e);
                 tracing::warn!(
                     upstream = %addr,
                     attempt = attempt + 1,

@@ -4,8 +4,7 @@
 //! A plain listener routes on the connection's addresses. An `ssl` listener first reads the
 //! TLS ClientHello's server name without consuming it (`sni.rs`), routes with it too, and then,
 //! as Kong's preread server does, relays the encrypted bytes untouched for a tls_passthrough
-//! route, or terminates TLS for a tls route. Termination needs the node's certificates: the
-//! acceptor plugs in at [`terminate`]; until it does, such connections are closed with a log line.
+//! route, or terminates TLS for a tls route with the certificate the proxy's `snis` select.
 
 mod forward;
 pub mod sni;
@@ -31,8 +30,9 @@ const PREREAD_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct StreamListener {
     pub socket: std::net::TcpListener,
-    /// The `ssl` flag: connections start with a TLS ClientHello.
-    pub ssl: bool,
+    /// The `ssl` flag: connections start with a TLS ClientHello. The configuration terminates
+    /// TLS for tls routes.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A stream route as the proxy uses it.
@@ -101,7 +101,7 @@ pub(crate) fn spawn_accept_loops(
                 tokio::task::spawn_local(accept_loop(
                     index,
                     listener,
-                    l.ssl,
+                    l.tls,
                     shared.clone(),
                     shutdown.clone(),
                     done.clone(),
@@ -117,7 +117,7 @@ pub(crate) fn spawn_accept_loops(
 async fn accept_loop(
     index: usize,
     listener: TcpListener,
-    ssl: bool,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     done: watch::Sender<()>,
@@ -128,8 +128,9 @@ async fn accept_loop(
     {
         let info = ConnInfo::new(shared.clone(), index, peer, local);
         let done = done.clone();
+        let tls = tls.clone();
         tokio::task::spawn_local(async move {
-            serve(stream, &info, ssl).await;
+            serve(stream, &info, tls.as_ref()).await;
             info.shared
                 .worker(index)
                 .active
@@ -140,9 +141,9 @@ async fn accept_loop(
 }
 
 /// Routes one connection and proxies it.
-async fn serve(stream: TcpStream, info: &ConnInfo, ssl: bool) {
+async fn serve(stream: TcpStream, info: &ConnInfo, tls: Option<&Arc<rustls::ServerConfig>>) {
     let _ = stream.set_nodelay(true);
-    let sni = if ssl {
+    let sni = if tls.is_some() {
         match sni::peek_sni(&stream, PREREAD_TIMEOUT).await {
             sni::Hello::Tls(name) => name,
             _ => None,
@@ -169,38 +170,44 @@ async fn serve(stream: TcpStream, info: &ConnInfo, ssl: bool) {
         tracing::error!(route = %route.id, "no Service found with those values");
         return;
     };
-    if ssl && !route.passthrough {
-        if route.terminate {
-            return terminate(stream, info, service, sni).await;
+    match tls {
+        Some(config) if !route.passthrough => {
+            if route.terminate {
+                return terminate(stream, info, &service, config).await;
+            }
+            tracing::error!(route = %route.id, "unexpected protocols in matched Route");
         }
-        tracing::error!(route = %route.id, "unexpected protocols in matched Route");
-        return;
+        _ => forward::forward(stream, info, &service).await,
     }
-    forward::forward(stream, info, &service).await;
 }
 
-/// TLS termination for `tls` routes on an `ssl` stream listener. Kong terminates with the
-/// certificate its `snis` select and routes the decrypted stream again (now with the
-/// handshake's server name); the proxying after that is [`forward::forward`] over the TLS
-/// stream. The certificate resolver comes with the node's TLS support.
+/// TLS termination for `tls` routes on an `ssl` stream listener: the handshake (certificate by
+/// SNI, as on the HTTPS listeners), then the decrypted bytes go to the service.
 async fn terminate(
-    _stream: TcpStream,
+    stream: TcpStream,
     info: &ConnInfo,
-    _service: Arc<CompiledService>,
-    sni: Option<String>,
+    service: &CompiledService,
+    config: &Arc<rustls::ServerConfig>,
 ) {
-    tracing::error!(
-        peer = %info.peer,
-        sni = sni.as_deref(),
-        "TLS termination of stream routes is not available yet; closing the connection"
+    let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+    let handshake = tokio::time::timeout(
+        crate::tls::accept::HANDSHAKE_TIMEOUT,
+        acceptor.accept(stream),
     );
+    match handshake.await {
+        Ok(Ok(tls)) => forward::forward(tls, info, service).await,
+        Ok(Err(e)) => tracing::debug!(peer = %info.peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(peer = %info.peer, "TLS handshake timed out"),
+    }
 }
 
-/// Binds every TCP `stream_listen` address once per worker; `udp` listeners are skipped with a
+/// Binds every TCP `stream_listen` address once per worker (`ssl` ones with `tls`, the
+/// proxy's server configuration for streams); `udp` listeners are skipped with a
 /// warning. Returns the sockets per worker and the bound addresses.
 pub fn bind(
     listen: &[silverback_config::Listen],
     workers: usize,
+    tls: Option<&Arc<rustls::ServerConfig>>,
 ) -> Result<(Vec<Vec<StreamListener>>, Vec<SocketAddr>), crate::listener::BindError> {
     let mut per_worker: Vec<Vec<StreamListener>> = (0..workers).map(|_| Vec::new()).collect();
     let mut addrs = Vec::new();
@@ -214,7 +221,10 @@ pub fn bind(
             addrs.push(a);
         }
         for (slot, socket) in per_worker.iter_mut().zip(socks) {
-            slot.push(StreamListener { socket, ssl: l.ssl });
+            slot.push(StreamListener {
+                socket,
+                tls: tls.filter(|_| l.ssl).cloned(),
+            });
         }
     }
     Ok((per_worker, addrs))

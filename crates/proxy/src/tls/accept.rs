@@ -110,5 +110,10 @@ pub fn control_config(
         super::server::Pairs::from_keys(default),
     ));
     let sessions = super::server::Sessions::new(&settings.tls)?;
-    super::server::server_config(&settings.tls, resolver, http2, &sessions)
+    super::server::server_config(
+        &settings.tls,
+        resolver,
+        super::server::Alpn::http(http2),
+        &sessions,
+    )
 }

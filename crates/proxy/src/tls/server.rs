@@ -176,11 +176,29 @@ pub fn provider(settings: &TlsSettings) -> Result<Arc<CryptoProvider>, TlsError>
     Ok(Arc::new(p))
 }
 
-/// A listener's server configuration. `http2` offers h2 by ALPN (the listen line's flag).
+/// What a listener offers by ALPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    /// HTTP/1.1 only.
+    Http1,
+    /// h2 first, then HTTP/1.1 (the listen line's `http2` flag).
+    Http2,
+    /// Nothing: stream listeners carry whatever the client speaks.
+    None,
+}
+
+impl Alpn {
+    /// The offer of an HTTP listener, by its `http2` flag.
+    pub fn http(http2: bool) -> Alpn {
+        if http2 { Alpn::Http2 } else { Alpn::Http1 }
+    }
+}
+
+/// A listener's server configuration.
 pub fn server_config(
     settings: &TlsSettings,
     resolver: Arc<SniResolver>,
-    http2: bool,
+    alpn: Alpn,
     sessions: &Sessions,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
@@ -196,10 +214,10 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.ignore_client_order = settings.prefer_server_ciphers;
-    config.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
+    config.alpn_protocols = match alpn {
+        Alpn::Http2 => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        Alpn::Http1 => vec![b"http/1.1".to_vec()],
+        Alpn::None => Vec::new(),
     };
     config.session_storage = sessions.cache.clone();
     if let Some(t) = &sessions.ticketer {
