@@ -2,7 +2,8 @@
 //! retries over an upstream's targets, idle timeouts, tls_passthrough routes picked by the
 //! ClientHello's SNI with the client's TLS session ending at the upstream, tls routes whose TLS
 //! ends at the gateway with the certificate of their SNI, and tls services reached over TLS with
-//! the service's verification settings.
+//! the service's verification settings; udp routes, whose datagrams travel in per-client
+//! sessions that end when idle.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -13,7 +14,7 @@ use common::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 /// A TCP server that greets each connection with `<tag>\n` and echoes what it reads.
 async fn tcp_echo(tag: &str) -> SocketAddr {
@@ -382,6 +383,97 @@ services:
         || async { gw.log_text().contains("unknown CA") },
     )
     .await;
+}
+
+/// A UDP server that answers each datagram with `<tag> <sender's port> <datagram>`.
+async fn udp_echo(tag: &str) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let tag = tag.to_string();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let reply = format!(
+                "{tag} {} {}",
+                from.port(),
+                String::from_utf8_lossy(&buf[..n])
+            );
+            let _ = socket.send_to(reply.as_bytes(), from).await;
+        }
+    });
+    addr
+}
+
+/// Sends `text` to `to` from `socket` and returns the answer's fields (tag, port the upstream
+/// saw, echoed text).
+async fn udp_ask(socket: &UdpSocket, to: SocketAddr, text: &str) -> (String, u16, String) {
+    socket.send_to(text.as_bytes(), to).await.unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        .await
+        .expect("no udp answer")
+        .unwrap();
+    assert_eq!(
+        from, to,
+        "the answer comes from the address the client sent to"
+    );
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    let mut parts = answer.splitn(3, ' ');
+    (
+        parts.next().unwrap().to_string(),
+        parts.next().unwrap().parse().unwrap(),
+        parts.next().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_routes_relay_datagrams_in_sessions() {
+    let (a, b) = (udp_echo("a").await, udp_echo("b").await);
+    let config = format!(
+        r#"_format_version: "3.0"
+services:
+- name: a
+  url: udp://{a}
+  read_timeout: 400
+  routes:
+  - name: udp-first-address
+    protocols: [udp]
+    destinations: [{{ip: 127.0.0.1}}]
+- name: b
+  url: udp://{b}
+  routes:
+  - name: udp-second-address
+    protocols: [udp]
+    destinations: [{{ip: 127.0.0.2}}]
+"#
+    );
+    let gw = Gateway::with_config(&config)
+        .setting(
+            "stream_listen",
+            "127.0.0.1:0 udp, 127.0.0.2:0 udp reuseport",
+        )
+        .start();
+    let listens = gw.stream_addrs();
+    assert_eq!(listens.len(), 2, "{}", gw.log_text());
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (tag, port, text) = udp_ask(&client, listens[0], "one").await;
+    assert_eq!((tag.as_str(), text.as_str()), ("a", "one"));
+    // The same client's next datagram goes through the same session (same upstream socket).
+    let (_, again, text) = udp_ask(&client, listens[0], "two").await;
+    assert_eq!((again, text.as_str()), (port, "two"));
+    // Another client gets a session of its own.
+    let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_, other_port, _) = udp_ask(&other, listens[0], "three").await;
+    assert_ne!(other_port, port);
+    // Routed by destination.
+    let (tag, _, text) = udp_ask(&client, listens[1], "four").await;
+    assert_eq!((tag.as_str(), text.as_str()), ("b", "four"));
+    // After the service's read_timeout without traffic the session ends; the next datagram
+    // opens a new one.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let (_, later, text) = udp_ask(&client, listens[0], "five").await;
+    assert_eq!(text, "five");
+    assert_ne!(later, port, "a new session after the idle timeout");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 //! - [`request`]: the life of a proxied request (route → checks → upstream → response);
 //! - [`upstream`]: upstream connections (HTTP/1.1 with a keepalive pool, HTTP/2 for gRPC);
 //! - [`grpc`]: Kong's gRPC rules and gRPC-form errors;
-//! - [`stream`]: the `stream_listen` proxy (tcp, tls and tls_passthrough routes); [`tunnel`]: relaying
+//! - [`stream`]: the `stream_listen` proxy (tcp, tls, tls_passthrough and udp routes); [`tunnel`]: relaying
 //!   bytes both ways (streams, [`websocket`]);
 //! - [`error`] / [`response`]: the one place failures become Kong's responses;
 //! - [`status`]: the status API; [`metrics`]: its (and the Admin API's) `/metrics`.
@@ -64,7 +64,7 @@ pub struct Proxy {
     pub addrs: Vec<SocketAddr>,
     /// `ssl` listeners.
     pub tls_addrs: Vec<SocketAddr>,
-    /// The `stream_listen` addresses (TCP).
+    /// The `stream_listen` addresses (TCP and UDP), in the configured order.
     pub stream_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,

@@ -30,6 +30,39 @@ pub fn bind_reuseport(
     Ok(out)
 }
 
+/// Binds `count` UDP sockets to the same address (the kernel keeps each client's datagrams on
+/// one of them).
+pub fn bind_udp_reuseport(
+    addr: SocketAddr,
+    count: usize,
+) -> Result<Vec<std::net::UdpSocket>, BindError> {
+    let mut out = Vec::with_capacity(count);
+    let mut actual = addr;
+    for _ in 0..count.max(1) {
+        let bind = || -> std::io::Result<std::net::UdpSocket> {
+            let socket = Socket::new(
+                Domain::for_address(actual),
+                Type::DGRAM,
+                Some(Protocol::UDP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.set_reuse_port(true)?;
+            if actual.is_ipv6() {
+                socket.set_only_v6(true)?;
+            }
+            socket.set_nonblocking(true)?;
+            socket.bind(&actual.into())?;
+            Ok(socket.into())
+        };
+        let s = bind().map_err(|source| BindError { addr, source })?;
+        actual = s
+            .local_addr()
+            .map_err(|source| BindError { addr, source })?;
+        out.push(s);
+    }
+    Ok(out)
+}
+
 /// One non-blocking listening socket.
 pub fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

@@ -54,7 +54,7 @@ where
 
 /// The balancer's hash of a stream connection: of the client address, the one input a stream
 /// has (Kong hashes streams on `ip` only).
-fn stream_hash(info: &ConnInfo, service: &CompiledService) -> u32 {
+pub(super) fn stream_hash(info: &ConnInfo, service: &CompiledService) -> u32 {
     let Some(rule) = service.hash_rule() else {
         return 0;
     };

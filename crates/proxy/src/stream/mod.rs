@@ -1,5 +1,6 @@
 //! The stream proxy (`stream_listen`): TCP connections routed by Kong's stream routes
-//! (protocols tcp, tls, tls_passthrough) to a service, whose bytes are then relayed both ways.
+//! (protocols tcp, tls, tls_passthrough) to a service, whose bytes are then relayed both ways,
+//! and UDP datagrams routed by udp routes ([`udp`]).
 //!
 //! A plain listener routes on the connection's addresses. An `ssl` listener first reads the
 //! TLS ClientHello's server name without consuming it (`sni.rs`), routes with it too, and then,
@@ -8,6 +9,7 @@
 
 mod forward;
 pub mod sni;
+mod udp;
 
 use crate::request::ConnInfo;
 use crate::snapshot::CompiledService;
@@ -29,14 +31,21 @@ const PREREAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// One `stream_listen` socket of a worker.
 #[derive(Debug)]
 pub struct StreamListener {
-    pub socket: std::net::TcpListener,
+    pub socket: StreamSocket,
     /// The `ssl` flag: connections start with a TLS ClientHello. The configuration terminates
     /// TLS for tls routes.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// A stream route as the proxy uses it.
+/// A TCP listening socket, or a UDP one (the `udp` flag).
 #[derive(Debug)]
+pub enum StreamSocket {
+    Tcp(std::net::TcpListener),
+    Udp(std::net::UdpSocket),
+}
+
+/// A stream route as the proxy uses it.
+#[derive(Debug, Clone)]
 pub struct StreamRoute {
     pub id: Uuid,
     pub name: Option<Arc<str>>,
@@ -47,19 +56,34 @@ pub struct StreamRoute {
     pub service: Option<Arc<CompiledService>>,
 }
 
-/// The compiled stream routes of a snapshot.
+/// Stream routes and the router that picks among them.
 #[derive(Debug, Default)]
-pub struct StreamRoutes {
+pub struct RouteTable {
     pub router: StreamRouter,
     /// Indexed as the router's results.
     pub routes: Vec<StreamRoute>,
 }
 
+impl RouteTable {
+    /// The route for a connection (or a UDP client), with its service.
+    pub fn find(&self, request: &StreamRequest<'_>) -> Option<&StreamRoute> {
+        self.router.find(request).and_then(|i| self.routes.get(i))
+    }
+}
+
+/// The compiled stream routes of a snapshot: TCP listeners see the tcp, tls and
+/// tls_passthrough routes, UDP listeners the udp ones.
+#[derive(Debug, Default)]
+pub struct StreamRoutes {
+    pub tcp: RouteTable,
+    pub udp: RouteTable,
+}
+
 /// Collects stream routes while a snapshot is compiled.
 #[derive(Debug, Default)]
 pub(crate) struct StreamRoutesBuilder {
-    specs: Vec<RouteSpec>,
-    routes: Vec<StreamRoute>,
+    tcp: (Vec<RouteSpec>, Vec<StreamRoute>),
+    udp: (Vec<RouteSpec>, Vec<StreamRoute>),
 }
 
 impl StreamRoutesBuilder {
@@ -69,20 +93,37 @@ impl StreamRoutesBuilder {
         r: &Route,
         service: Option<Arc<CompiledService>>,
     ) {
-        self.specs.push(spec);
-        self.routes.push(StreamRoute {
+        let route = StreamRoute {
             id: r.id,
             name: r.name.as_deref().map(Into::into),
             passthrough: r.has_protocol("tls_passthrough"),
             terminate: r.has_protocol("tls"),
             service,
-        });
+        };
+        let on_tcp = ["tcp", "tls", "tls_passthrough"]
+            .iter()
+            .any(|p| r.has_protocol(p));
+        if r.has_protocol("udp") {
+            if on_tcp {
+                self.tcp.0.push(spec.clone());
+                self.tcp.1.push(route.clone());
+            }
+            self.udp.0.push(spec);
+            self.udp.1.push(route);
+        } else {
+            self.tcp.0.push(spec);
+            self.tcp.1.push(route);
+        }
     }
 
     pub(crate) fn build(self) -> StreamRoutes {
+        let table = |(specs, routes): (Vec<RouteSpec>, Vec<StreamRoute>)| RouteTable {
+            router: StreamRouter::build(&specs),
+            routes,
+        };
         StreamRoutes {
-            router: StreamRouter::build(&self.specs),
-            routes: self.routes,
+            tcp: table(self.tcp),
+            udp: table(self.udp),
         }
     }
 }
@@ -96,7 +137,14 @@ pub(crate) fn spawn_accept_loops(
     done: &watch::Sender<()>,
 ) {
     for l in listeners {
-        match TcpListener::from_std(l.socket) {
+        let socket = match l.socket {
+            StreamSocket::Tcp(s) => s,
+            StreamSocket::Udp(s) => {
+                udp::spawn(index, s, shared, shutdown, done);
+                continue;
+            }
+        };
+        match TcpListener::from_std(socket) {
             Ok(listener) => {
                 tokio::task::spawn_local(accept_loop(
                     index,
@@ -157,12 +205,7 @@ async fn serve(stream: TcpStream, info: &ConnInfo, tls: Option<&Arc<rustls::Serv
         dst: info.local,
         sni: sni.as_deref(),
     };
-    let Some(route) = snapshot
-        .streams
-        .router
-        .find(&request)
-        .and_then(|i| snapshot.streams.routes.get(i))
-    else {
+    let Some(route) = snapshot.streams.tcp.find(&request) else {
         tracing::error!(peer = %info.peer, sni = sni.as_deref(), "no Route found with those values");
         return;
     };
@@ -201,9 +244,9 @@ async fn terminate(
     }
 }
 
-/// Binds every TCP `stream_listen` address once per worker (`ssl` ones with `tls`, the
-/// proxy's server configuration for streams); `udp` listeners are skipped with a
-/// warning. Returns the sockets per worker and the bound addresses.
+/// Binds every `stream_listen` address once per worker (`ssl` ones with `tls`, the proxy's
+/// server configuration for streams). Returns the sockets per worker and the bound addresses,
+/// in the configured order.
 pub fn bind(
     listen: &[silverback_config::Listen],
     workers: usize,
@@ -212,18 +255,26 @@ pub fn bind(
     let mut per_worker: Vec<Vec<StreamListener>> = (0..workers).map(|_| Vec::new()).collect();
     let mut addrs = Vec::new();
     for l in listen {
-        if l.udp {
-            tracing::warn!(listen = %l, "udp stream listeners are not served yet; skipping");
-            continue;
-        }
-        let socks = crate::listener::bind_reuseport(l.addr, workers, l.backlog.unwrap_or(16384))?;
-        if let Some(a) = socks.first().and_then(|s| s.local_addr().ok()) {
-            addrs.push(a);
-        }
+        let socks: Vec<StreamSocket> = if l.udp {
+            crate::listener::bind_udp_reuseport(l.addr, workers)?
+                .into_iter()
+                .map(StreamSocket::Udp)
+                .collect()
+        } else {
+            crate::listener::bind_reuseport(l.addr, workers, l.backlog.unwrap_or(16384))?
+                .into_iter()
+                .map(StreamSocket::Tcp)
+                .collect()
+        };
+        let first = socks.first().and_then(|s| match s {
+            StreamSocket::Tcp(t) => t.local_addr().ok(),
+            StreamSocket::Udp(u) => u.local_addr().ok(),
+        });
+        addrs.extend(first);
         for (slot, socket) in per_worker.iter_mut().zip(socks) {
             slot.push(StreamListener {
                 socket,
-                tls: tls.filter(|_| l.ssl).cloned(),
+                tls: tls.filter(|_| l.ssl && !l.udp).cloned(),
             });
         }
     }
