@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod local;
 pub mod redis;
 pub mod schema;
+mod shards;
 
 use crate::runtime::Runtime;
 use smallvec::SmallVec;
