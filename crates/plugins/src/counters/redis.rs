@@ -226,14 +226,18 @@ impl RedisPool {
         runtime.spawn(reconnect(Arc::downgrade(self)));
     }
 
+    /// A connection Redis has answered on: a stopped Redis still completes TCP handshakes
+    /// (the kernel does), which must not count as Redis being back.
     async fn connect(&self) -> Result<MultiplexedConnection, redis::RedisError> {
         let client = Client::open(self.info.clone())?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.timeout));
-        client
+        let mut conn = client
             .get_multiplexed_async_connection_with_config(&config)
-            .await
+            .await?;
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(conn)
     }
 
     /// Logs an outage unless one was logged within [`OUTAGE_LOG_EVERY`].
