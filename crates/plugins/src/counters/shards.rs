@@ -1,6 +1,6 @@
 //! Counters held in this process: a map from (scope, period, window) to a tally, split into
 //! locked shards so worker threads rarely wait on each other. The `local` policy keeps its
-//! counts here.
+//! counts here; the redis policy with `sync_rate` keeps its local view of Redis's counts here.
 
 use super::{Counting, Limit, Scope, Taken, period_len, window_start};
 use smallvec::SmallVec;
@@ -18,8 +18,8 @@ pub struct Key {
     service: Option<Uuid>,
     identifier: Box<str>,
     name: Option<Box<str>>,
-    period: u8,
-    window: i64,
+    pub period: u8,
+    pub window: i64,
 }
 
 impl Key {
@@ -33,6 +33,23 @@ impl Key {
             period,
             window: window_start(period, now),
         }
+    }
+
+    /// Kong's Redis key for this counter.
+    pub fn redis_key(&self) -> String {
+        let scope = Scope {
+            counting: self.counting,
+            route: self.route,
+            service: self.service,
+            identifier: &self.identifier,
+            name: self.name.as_deref(),
+        };
+        super::key(&scope, self.period, self.window)
+    }
+
+    /// Whether `now` is past this counter's window (calendar months and years included).
+    pub fn ended(&self, now: i64) -> bool {
+        window_start(self.period, now) != self.window
     }
 }
 
@@ -149,6 +166,20 @@ impl<T: Tally> Shards<T> {
             Self::entry(&mut self.shard(&key), &key).add(value);
         }
     }
+
+    /// Runs `f` on each shard in turn, under its lock.
+    pub fn each_shard(&self, mut f: impl FnMut(&mut HashMap<Key, T>)) {
+        for shard in &self.shards {
+            f(&mut lock(shard));
+        }
+    }
+
+    /// Runs `f` on the counter for `key`, if there still is one.
+    pub fn with(&self, key: &Key, f: impl FnOnce(&mut T)) {
+        if let Some(t) = self.shard(key).get_mut(key) {
+            f(t);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -200,5 +231,17 @@ mod tests {
         assert_eq!(counters.usage(scope("g"), &[0, 1], 0).as_slice(), &[2, 2]);
         counters.add(scope("g"), &[0], 0, 5);
         assert_eq!(counters.usage(scope("g"), &[0], 0).as_slice(), &[7]);
+    }
+
+    #[test]
+    fn keys_and_windows() {
+        let key = Key::new(&scope("k"), 1, 125);
+        assert_eq!(key.window, 120);
+        assert!(!key.ended(179));
+        assert!(key.ended(180));
+        assert_eq!(
+            key.redis_key(),
+            "ratelimit:00000000-0000-0000-0000-000000000000:00000000-0000-0000-0000-000000000000:k:120000:minute"
+        );
     }
 }

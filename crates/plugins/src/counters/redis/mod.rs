@@ -20,6 +20,8 @@ use tokio::sync::watch;
 
 mod scripts;
 
+pub(super) use scripts::{Increment, Once, numbers_taken};
+
 /// An outage is logged when it starts, then at most this often while it lasts.
 pub const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Reconnection attempts start this far apart and back off to [`RECONNECT_MAX`].
@@ -83,7 +85,7 @@ pub struct RedisPool {
     state: watch::Sender<State>,
     reconnecting: AtomicBool,
     generation: AtomicU64,
-    last_outage_log: Mutex<Option<Instant>>,
+    outage_log: Throttle,
     /// Where connections and the reconnect task live (the control runtime when the pool was
     /// made while building a snapshot), so no proxy worker drives them.
     runtime: Option<Handle>,
@@ -91,6 +93,28 @@ pub struct RedisPool {
 
 static POOLS: LazyLock<Mutex<HashMap<RedisConfig, Weak<RedisPool>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Lets a log line through at most once per [`OUTAGE_LOG_EVERY`].
+#[derive(Default)]
+pub(super) struct Throttle(Mutex<Option<Instant>>);
+
+impl Throttle {
+    /// Whether a line may be logged now (noting that it is).
+    pub(super) fn due(&self) -> bool {
+        let mut last = locked(&self.0);
+        let now = Instant::now();
+        let due = last.is_none_or(|at| now.duration_since(at) >= OUTAGE_LOG_EVERY);
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+
+    /// Forgets the last line; says whether there was one.
+    fn reset(&self) -> bool {
+        locked(&self.0).take().is_some()
+    }
+}
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -151,7 +175,7 @@ impl RedisPool {
             state,
             reconnecting: AtomicBool::new(false),
             generation: AtomicU64::new(0),
-            last_outage_log: Mutex::new(None),
+            outage_log: Throttle::default(),
             runtime: Handle::try_current().ok(),
         })
     }
@@ -165,17 +189,30 @@ impl RedisPool {
         CounterError::Unavailable(self.address.clone())
     }
 
+    /// Runs `task` where the pool's connections live (the control runtime in a node); false
+    /// when there is no runtime yet (a config checked outside a node).
+    pub(super) fn spawn<F>(&self, task: F) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match self.runtime.clone().or_else(|| Handle::try_current().ok()) {
+            Some(runtime) => {
+                runtime.spawn(task);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Starts the reconnecting task unless one runs.
     fn ensure_connecting(self: &Arc<Self>) {
         if self.reconnecting.swap(true, Ordering::AcqRel) {
             return;
         }
-        let Some(runtime) = self.runtime.clone().or_else(|| Handle::try_current().ok()) else {
-            // No runtime yet (a config checked outside a node); the first request retries.
+        if !self.spawn(reconnect(Arc::downgrade(self))) {
+            // The first request retries.
             self.reconnecting.store(false, Ordering::Release);
-            return;
-        };
-        runtime.spawn(reconnect(Arc::downgrade(self)));
+        }
     }
 
     /// A connection Redis has answered on: a stopped Redis still completes TCP handshakes
@@ -194,10 +231,7 @@ impl RedisPool {
 
     /// Logs an outage unless one was logged within [`OUTAGE_LOG_EVERY`].
     fn log_outage(&self, error: &dyn std::fmt::Display) {
-        let mut last = locked(&self.last_outage_log);
-        let now = Instant::now();
-        if last.is_none_or(|at| now.duration_since(at) >= OUTAGE_LOG_EVERY) {
-            *last = Some(now);
+        if self.outage_log.due() {
             tracing::error!(
                 redis = %self.address,
                 error = %error,
@@ -282,6 +316,13 @@ impl RedisPool {
             }
         }
     }
+
+    /// Asks Redis whether it answers (used while nothing else is being sent).
+    pub(super) async fn ping(self: &Arc<Self>) -> Result<(), CounterError> {
+        self.run(async |conn| redis::cmd("PING").query_async::<String>(conn).await)
+            .await
+            .map(drop)
+    }
 }
 
 /// Connects until it succeeds or the pool is dropped, logging failures at most once per
@@ -292,7 +333,7 @@ async fn reconnect(pool: Weak<RedisPool>) {
         let Some(p) = pool.upgrade() else { return };
         match p.connect().await {
             Ok(conn) => {
-                let was_down = locked(&p.last_outage_log).take().is_some();
+                let was_down = p.outage_log.reset();
                 let generation = p.generation.fetch_add(1, Ordering::Relaxed);
                 p.state.send_replace(State::Up(conn, generation));
                 p.reconnecting.store(false, Ordering::Release);

@@ -3,7 +3,7 @@
 //! counter only when none is full, with Kong's keys and expiry (`EXPIRE <period length>` when
 //! a counter is created); Redis runs a script alone, so nodes sharing a Redis enforce one
 //! combined limit exactly and a refused request counts nowhere. And increments without a
-//! check (response-ratelimiting's).
+//! check, returning the totals: response-ratelimiting's, and `sync_rate`'s batches.
 
 use super::RedisPool;
 use crate::counters::{CounterError, Limit, Scope, Taken, key, period_len, window_start};
@@ -39,20 +39,61 @@ return result
     )
 });
 
-static ADD: LazyLock<redis::Script> = LazyLock::new(|| {
-    // KEYS: counters. ARGV: the value, then the expiries.
+static INCRBY: LazyLock<redis::Script> = LazyLock::new(|| {
+    // KEYS: a marker, then the counters. ARGV: a batch number, then per counter its increment
+    // and the expiry it gets when the increment creates it. Returns the counters' totals.
+    // Batch 0 is always applied. A numbered batch is applied only when its number is above
+    // the marker's, which it then becomes (for an hour): a batch sent again after a timeout
+    // that Redis had run after all only reads the totals.
     redis::Script::new(
         r"
-for i = 1, #KEYS do
-  redis.call('INCRBY', KEYS[i], ARGV[1])
-  if redis.call('TTL', KEYS[i]) == -1 then
-    redis.call('EXPIRE', KEYS[i], ARGV[i + 1])
+local batch = tonumber(ARGV[1])
+local fresh = batch == 0 or batch > tonumber(redis.call('GET', KEYS[1]) or '0')
+local totals = {}
+for i = 2, #KEYS do
+  if fresh then
+    totals[i - 1] = redis.call('INCRBY', KEYS[i], ARGV[2 * i - 2])
+    if redis.call('TTL', KEYS[i]) == -1 then
+      redis.call('EXPIRE', KEYS[i], ARGV[2 * i - 1])
+    end
+  else
+    totals[i - 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
   end
 end
-return 0
+if fresh and batch > 0 then
+  redis.call('SET', KEYS[1], batch, 'EX', 3600)
+end
+return totals
 ",
     )
 });
+
+/// Counters per script call when many are incremented at once, so that one call never
+/// keeps Redis (which runs a script alone) busy for long.
+const INCRBY_CHUNK: usize = 512;
+
+/// One counter to increment: its key, by how much, and the expiry (seconds) it gets when
+/// the increment creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::counters) struct Increment {
+    pub key: String,
+    pub by: u64,
+    pub expire: i64,
+}
+
+/// Increments to apply at most once however often they are sent: the script calls they
+/// take (one per [`INCRBY_CHUNK`] counters) are numbered from `first`, and Redis keeps the
+/// last number applied under `marker`. Numbers only grow.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::counters) struct Once<'a> {
+    pub marker: &'a str,
+    pub first: u64,
+}
+
+/// How many numbers a [`Once`] batch of `n` increments takes.
+pub(in crate::counters) fn numbers_taken(n: usize) -> u64 {
+    n.div_ceil(INCRBY_CHUNK) as u64
+}
 
 impl RedisPool {
     pub async fn take(
@@ -105,19 +146,64 @@ impl RedisPool {
         now: i64,
         value: u64,
     ) -> Result<(), CounterError> {
-        if periods.is_empty() {
-            return Ok(());
+        let increments: Vec<Increment> = periods
+            .iter()
+            .map(|&period| Increment {
+                key: key(&scope, period, window_start(period, now)),
+                by: value,
+                expire: period_len(period),
+            })
+            .collect();
+        self.increment(&increments, None).await.map(drop)
+    }
+
+    /// Adds each increment to its counter and returns the counters' totals, in one round
+    /// trip however many there are; with `once`, at most once (see [`Once`]).
+    pub(in crate::counters) async fn increment(
+        self: &Arc<Self>,
+        increments: &[Increment],
+        once: Option<Once<'_>>,
+    ) -> Result<Vec<u64>, CounterError> {
+        let calls: Vec<_> = increments
+            .chunks(INCRBY_CHUNK)
+            .zip(0..)
+            .map(|(chunk, i)| {
+                let mut call = INCRBY.prepare_invoke();
+                // Batch 0 never reads its marker.
+                call.key(once.map_or("ratelimit:unnumbered", |o| o.marker))
+                    .arg(once.map_or(0, |o| o.first + i));
+                for inc in chunk {
+                    call.key(&inc.key).arg(inc.by).arg(inc.expire);
+                }
+                call
+            })
+            .collect();
+        let totals: Vec<u64> = match calls.as_slice() {
+            [] => Vec::new(),
+            // EVALSHA, loading the script when Redis does not know it.
+            [call] => self.run(async |conn| call.invoke_async(conn).await).await?,
+            // Pipelined: the script is loaded first, so no call can miss it.
+            calls => {
+                let mut pipe = redis::pipe();
+                pipe.load_script(&INCRBY).ignore();
+                for call in calls {
+                    pipe.invoke_script(call);
+                }
+                let totals: Vec<Vec<u64>> =
+                    self.run(async |conn| pipe.query_async(conn).await).await?;
+                totals.into_iter().flatten().collect()
+            }
+        };
+        if totals.len() != increments.len() {
+            return Err(CounterError::Redis {
+                at: self.address.clone(),
+                reason: format!(
+                    "{} totals for {} counters from the counting script",
+                    totals.len(),
+                    increments.len()
+                ),
+            });
         }
-        let mut invocation = ADD.prepare_invoke();
-        for &period in periods {
-            invocation.key(key(&scope, period, window_start(period, now)));
-        }
-        invocation.arg(value);
-        for &period in periods {
-            invocation.arg(period_len(period));
-        }
-        self.run(async |conn| invocation.invoke_async::<i64>(conn).await)
-            .await
-            .map(drop)
+        Ok(totals)
     }
 }
