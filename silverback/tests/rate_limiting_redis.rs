@@ -70,31 +70,27 @@ services:
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_gateways_sharing_redis_enforce_one_limit_exactly() {
-    let up = Upstream::start("u");
-    let config = routes(&up, 6379, 3, "");
-    let a = Gateway::with_config(&config)
-        .setting("worker_threads", "2")
-        .start();
-    let b = Gateway::with_config(&config)
-        .setting("worker_threads", "2")
-        .start();
-    let run = unique();
-    let mut tasks = Vec::new();
-    for i in 0..120 {
-        let url = if i % 2 == 0 {
-            a.url("/burst")
-        } else {
-            b.url("/burst")
-        };
-        let run = run.clone();
-        tasks.push(tokio::spawn(async move {
-            get(&client(), &url, &[("x-run", &run)]).await.status
-        }));
-    }
-    let mut ok = 0;
-    let mut limited = 0;
+/// Two gateways with two workers each on `config`.
+fn two_gateways(config: &str) -> (Gateway, Gateway) {
+    let start = || {
+        Gateway::with_config(config)
+            .setting("worker_threads", "2")
+            .start()
+    };
+    (start(), start())
+}
+
+/// `n` concurrent requests with `x-run: run`, alternately on `a` and `b`; how many were
+/// admitted and how many refused.
+async fn burst(a: &Gateway, b: &Gateway, path: &str, run: &str, n: usize) -> (u64, u64) {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let url = if i % 2 == 0 { a.url(path) } else { b.url(path) };
+            let run = run.to_string();
+            tokio::spawn(async move { get(&client(), &url, &[("x-run", &run)]).await.status })
+        })
+        .collect();
+    let (mut ok, mut limited) = (0, 0);
     for t in tasks {
         match t.await.unwrap() {
             200 => ok += 1,
@@ -102,6 +98,15 @@ async fn two_gateways_sharing_redis_enforce_one_limit_exactly() {
             s => panic!("unexpected {s}"),
         }
     }
+    (ok, limited)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_sharing_redis_enforce_one_limit_exactly() {
+    let up = Upstream::start("u");
+    let (a, b) = two_gateways(&routes(&up, 6379, 3, ""));
+    let run = unique();
+    let (ok, limited) = burst(&a, &b, "/burst", &run, 120).await;
     assert_eq!((ok, limited), (25, 95));
 
     // Kong's key and expiry: ratelimit:<route>:<service>:<identifier>:<window ms>:hour,
@@ -557,34 +562,9 @@ async fn sync_rate_gateways_see_each_others_requests_and_overshoot_by_at_most_on
 async fn sync_rate_burst_on_two_gateways_stays_between_one_and_two_limits() {
     clear_of_hour_end(15).await;
     let up = Upstream::start("u");
-    let config = sync_config(&up, &[sync_route("burst", 10, 6379, 5, "")]);
-    let a = Gateway::with_config(&config)
-        .setting("worker_threads", "2")
-        .start();
-    let b = Gateway::with_config(&config)
-        .setting("worker_threads", "2")
-        .start();
+    let (a, b) = two_gateways(&sync_config(&up, &[sync_route("burst", 10, 6379, 5, "")]));
     let run = unique();
-    let mut tasks = Vec::new();
-    for i in 0..60 {
-        let url = if i % 2 == 0 {
-            a.url("/burst")
-        } else {
-            b.url("/burst")
-        };
-        let run = run.clone();
-        tasks.push(tokio::spawn(async move {
-            get(&client(), &url, &[("x-run", &run)]).await.status
-        }));
-    }
-    let mut admitted = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            200 => admitted += 1,
-            429 => {}
-            s => panic!("unexpected {s}"),
-        }
-    }
+    let (admitted, _) = burst(&a, &b, "/burst", &run, 60).await;
     assert!((10..=20).contains(&admitted), "{admitted} admitted");
     synced(6379, 5, &run, admitted).await;
 

@@ -54,6 +54,20 @@ pub struct Scope<'a> {
     pub name: Option<&'a str>,
 }
 
+#[cfg(test)]
+impl<'a> Scope<'a> {
+    /// rate-limiting's counters of `identifier` for a global plugin.
+    pub(crate) fn requests(identifier: &'a str) -> Scope<'a> {
+        Scope {
+            counting: Counting::Requests,
+            route: None,
+            service: None,
+            identifier,
+            name: None,
+        }
+    }
+}
+
 /// The route and service a plugin instance is scoped to, from the `route_id` / `service_id`
 /// its built config carries (see `scope::handler_config`).
 pub fn plugin_scope(config: &serde_json::Value) -> (Option<Uuid>, Option<Uuid>) {

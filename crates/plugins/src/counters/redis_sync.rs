@@ -329,23 +329,13 @@ mod tests {
     //! Against the Redis at 127.0.0.1:6379, as the integration tests; a database per test,
     //! so that no test shares a pool (bound to its test's runtime) with another.
     use super::*;
-    use crate::counters::{Counting, key, window_start};
+    use crate::counters::{key, window_start};
 
     fn config(database: i64) -> RedisConfig {
         serde_json::from_value(serde_json::json!({
             "host": "127.0.0.1", "port": 6379, "database": database, "timeout": 2000
         }))
         .unwrap()
-    }
-
-    fn scope(identifier: &str) -> Scope<'_> {
-        Scope {
-            counting: Counting::Requests,
-            route: None,
-            service: None,
-            identifier,
-            name: None,
-        }
     }
 
     #[tokio::test]
@@ -409,11 +399,11 @@ mod tests {
         let now = unix_now();
         let limits = [(3, 10)];
         for used in 0..3 {
-            let taken = sync.take(scope(&run), &limits, now).unwrap();
+            let taken = sync.take(Scope::requests(&run), &limits, now).unwrap();
             assert_eq!(taken.used.as_slice(), &[used]);
         }
         // Another node counted 5 in the meantime.
-        let redis_key = key(&scope(&run), 3, window_start(3, now));
+        let redis_key = key(&Scope::requests(&run), 3, window_start(3, now));
         let other = Increment {
             key: redis_key.clone(),
             by: 5,
@@ -424,11 +414,11 @@ mod tests {
         assert!(!sync.inner.failing.load(Ordering::Acquire));
         assert_eq!(syncer.next, 2);
         // 3 here + 5 there, then this request.
-        let taken = sync.take(scope(&run), &limits, now).unwrap();
+        let taken = sync.take(Scope::requests(&run), &limits, now).unwrap();
         assert_eq!(taken.used.as_slice(), &[8]);
-        let taken = sync.take(scope(&run), &limits, now).unwrap();
+        let taken = sync.take(Scope::requests(&run), &limits, now).unwrap();
         assert_eq!(taken.used.as_slice(), &[9]);
-        let taken = sync.take(scope(&run), &limits, now).unwrap();
+        let taken = sync.take(Scope::requests(&run), &limits, now).unwrap();
         assert_eq!(taken.refused, Some(0));
         syncer.sync().await;
         let total: u64 = sync

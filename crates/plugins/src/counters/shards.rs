@@ -186,16 +186,6 @@ impl<T: Tally> Shards<T> {
 mod tests {
     use super::*;
 
-    fn scope(identifier: &str) -> Scope<'_> {
-        Scope {
-            counting: Counting::Requests,
-            route: None,
-            service: None,
-            identifier,
-            name: None,
-        }
-    }
-
     #[test]
     fn never_more_than_the_limit_across_threads() {
         let counters = Shards::<u64>::default();
@@ -206,7 +196,7 @@ mod tests {
                         (0..1000)
                             .filter(|_| {
                                 counters
-                                    .take(scope("threads"), &[(1, 777)], 0)
+                                    .take(Scope::requests("threads"), &[(1, 777)], 0)
                                     .refused
                                     .is_none()
                             })
@@ -223,19 +213,31 @@ mod tests {
     fn a_refusing_period_gives_the_others_back() {
         let counters = Shards::<u64>::default();
         let limits = [(0, 10), (1, 2)];
-        assert_eq!(counters.take(scope("g"), &limits, 0).refused, None);
-        assert_eq!(counters.take(scope("g"), &limits, 0).refused, None);
-        let refused = counters.take(scope("g"), &limits, 0);
+        assert_eq!(
+            counters.take(Scope::requests("g"), &limits, 0).refused,
+            None
+        );
+        assert_eq!(
+            counters.take(Scope::requests("g"), &limits, 0).refused,
+            None
+        );
+        let refused = counters.take(Scope::requests("g"), &limits, 0);
         assert_eq!(refused.refused, Some(1));
         assert_eq!(refused.used.as_slice(), &[2, 2]);
-        assert_eq!(counters.usage(scope("g"), &[0, 1], 0).as_slice(), &[2, 2]);
-        counters.add(scope("g"), &[0], 0, 5);
-        assert_eq!(counters.usage(scope("g"), &[0], 0).as_slice(), &[7]);
+        assert_eq!(
+            counters.usage(Scope::requests("g"), &[0, 1], 0).as_slice(),
+            &[2, 2]
+        );
+        counters.add(Scope::requests("g"), &[0], 0, 5);
+        assert_eq!(
+            counters.usage(Scope::requests("g"), &[0], 0).as_slice(),
+            &[7]
+        );
     }
 
     #[test]
     fn keys_and_windows() {
-        let key = Key::new(&scope("k"), 1, 125);
+        let key = Key::new(&Scope::requests("k"), 1, 125);
         assert_eq!(key.window, 120);
         assert!(!key.ended(179));
         assert!(key.ended(180));
