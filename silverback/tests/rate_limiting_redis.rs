@@ -70,6 +70,15 @@ services:
     )
 }
 
+/// A config of one service in front of `up` with the given route entries.
+fn service_with_routes(up: &Upstream, routes: &[String]) -> String {
+    format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}\n  routes:\n{}",
+        up.addr,
+        routes.concat()
+    )
+}
+
 /// Two gateways with two workers each on `config`.
 fn two_gateways(config: &str) -> (Gateway, Gateway) {
     let start = || {
@@ -320,12 +329,7 @@ async fn tls_and_password() {
             port = redis.port
         )
     };
-    let config = format!(
-        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}\n  routes:\n{}{}",
-        up.addr,
-        route("insecure", false),
-        route("verified", true)
-    );
+    let config = service_with_routes(&up, &[route("insecure", false), route("verified", true)]);
     let gw = Gateway::with_config(&config).start();
     let c = client();
     for remaining in ["1", "0"] {
@@ -488,14 +492,6 @@ fn sync_route(name: &str, hour: u64, port: u16, db: u32, extra: &str) -> String 
     )
 }
 
-fn sync_config(up: &Upstream, routes: &[String]) -> String {
-    format!(
-        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}\n  routes:\n{}",
-        up.addr,
-        routes.concat()
-    )
-}
-
 /// Requests alternate between two gateways, and each is waited for until its gateway has
 /// synced it. A gateway then knows every request up to its own previous one (its last sync
 /// read the total back) but not the other gateway's latest: `remaining` lags one request
@@ -506,7 +502,7 @@ fn sync_config(up: &Upstream, routes: &[String]) -> String {
 async fn sync_rate_gateways_see_each_others_requests_and_overshoot_by_at_most_one() {
     clear_of_hour_end(15).await;
     let up = Upstream::start("u");
-    let config = sync_config(&up, &[sync_route("sync", 6, 6379, 5, "")]);
+    let config = service_with_routes(&up, &[sync_route("sync", 6, 6379, 5, "")]);
     let a = Gateway::with_config(&config).start();
     let b = Gateway::with_config(&config).start();
     let c = client();
@@ -562,7 +558,10 @@ async fn sync_rate_gateways_see_each_others_requests_and_overshoot_by_at_most_on
 async fn sync_rate_burst_on_two_gateways_stays_between_one_and_two_limits() {
     clear_of_hour_end(15).await;
     let up = Upstream::start("u");
-    let (a, b) = two_gateways(&sync_config(&up, &[sync_route("burst", 10, 6379, 5, "")]));
+    let (a, b) = two_gateways(&service_with_routes(
+        &up,
+        &[sync_route("burst", 10, 6379, 5, "")],
+    ));
     let run = unique();
     let (admitted, _) = burst(&a, &b, "/burst", &run, 60).await;
     assert!((10..=20).contains(&admitted), "{admitted} admitted");
@@ -594,7 +593,7 @@ async fn sync_rate_requests_never_wait_on_a_stopped_redis_and_count_once() {
     clear_of_hour_end(30).await;
     let redis = OwnRedis::start();
     let up = Upstream::start("u");
-    let config = sync_config(
+    let config = service_with_routes(
         &up,
         &[
             sync_route("tolerant", 1000, redis.port, 0, ""),
@@ -690,7 +689,7 @@ async fn sync_rate_keeps_increments_across_a_redis_restart() {
     let up = Upstream::start("u");
     let route =
         sync_route("kept", 1000, redis.port, 0, "").replace("sync_rate: 0.1", "sync_rate: 1");
-    let gw = Gateway::with_config(&sync_config(&up, &[route])).start();
+    let gw = Gateway::with_config(&service_with_routes(&up, &[route])).start();
     let c = client();
     let url = gw.url("/kept");
     let kept = || get(&c, &url, &[("x-run", "kept")]);
