@@ -3,7 +3,8 @@
 # rate-limit in Lua) and HAProxy, all with one worker, in front of the same upstream nginx.
 # HTTPS (keepalive): Silverback terminating TLS against nginx terminating TLS (nginx-tls.conf
 # here), same certificate, same upstream.
-# The rate-limiting redis route needs a Redis at 127.0.0.1:6379 (it uses database 15).
+# The rate-limiting redis routes (with and without sync_rate) need a Redis at 127.0.0.1:6379
+# (they use database 15).
 # Uses ../shared/bench (peers.sh, compare.py). Prints req/s, p99, CPU µs per request and ratios.
 #   bench/run.sh [--https-only] [--rounds N] [--duration S] [--connections C]
 # SB_BENCH_BIN=<binary> skips the release build (to check the script, not to measure).
@@ -136,6 +137,19 @@ services:
         limit_by: consumer
         policy: redis
         redis: {host: 127.0.0.1, port: 6379, database: 15}
+  # The redis policy with sync_rate: counted in the gateway, synced to Redis every 0.1 s by a
+  # background task, so requests make no Redis round trip.
+  - name: key-auth-rate-limiting-redis-sync
+    paths: [/key-auth-rl-redis-sync]
+    plugins:
+    - name: key-auth
+    - name: rate-limiting
+      config:
+        second: 1000000000
+        limit_by: consumer
+        policy: redis
+        sync_rate: 0.1
+        redis: {host: 127.0.0.1, port: 6379, database: 15}
 YAML
 
 SILVERBACK_PREFIX="$work/prefix" \
@@ -181,6 +195,7 @@ if [ "$https_only" = 0 ]; then
     "sb+key-auth+rl=$sb=http://127.0.0.1:$port/key-auth-rl"
     "sb+prometheus=$sb=http://127.0.0.1:$port/prometheus"
     "sb+key-auth+rl-redis=$sb=http://127.0.0.1:$port/key-auth-rl-redis"
+    "sb+key-auth+rl-redis-sync=$sb=http://127.0.0.1:$port/key-auth-rl-redis-sync"
   )
 fi
 python3 "$shared/compare.py" --header "Authorization: Basic $(printf bench:bench-pass | base64)" \

@@ -1,6 +1,9 @@
 //! rate-limiting with the redis policy against the real binary and a real Redis: one combined
 //! limit across two gateway processes, Kong's keys and expiry, window rollover, and
-//! `fault_tolerant` with a Redis that goes away and comes back.
+//! `fault_tolerant` with a Redis that goes away and comes back; then the same with `sync_rate`
+//! (counted in each gateway, synced in the background): what nodes see of each other, the
+//! bound on how far a limit can be overshot, and requests that never wait on a slow or
+//! stopped Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -67,31 +70,36 @@ services:
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_gateways_sharing_redis_enforce_one_limit_exactly() {
-    let up = Upstream::start("u");
-    let config = routes(&up, 6379, 3, "");
-    let a = Gateway::with_config(&config)
-        .setting("worker_threads", "2")
-        .start();
-    let b = Gateway::with_config(&config)
-        .setting("worker_threads", "2")
-        .start();
-    let run = unique();
-    let mut tasks = Vec::new();
-    for i in 0..120 {
-        let url = if i % 2 == 0 {
-            a.url("/burst")
-        } else {
-            b.url("/burst")
-        };
-        let run = run.clone();
-        tasks.push(tokio::spawn(async move {
-            get(&client(), &url, &[("x-run", &run)]).await.status
-        }));
-    }
-    let mut ok = 0;
-    let mut limited = 0;
+/// A config of one service in front of `up` with the given route entries.
+fn service_with_routes(up: &Upstream, routes: &[String]) -> String {
+    format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}\n  routes:\n{}",
+        up.addr,
+        routes.concat()
+    )
+}
+
+/// Two gateways with two workers each on `config`.
+fn two_gateways(config: &str) -> (Gateway, Gateway) {
+    let start = || {
+        Gateway::with_config(config)
+            .setting("worker_threads", "2")
+            .start()
+    };
+    (start(), start())
+}
+
+/// `n` concurrent requests with `x-run: run`, alternately on `a` and `b`; how many were
+/// admitted and how many refused.
+async fn burst(a: &Gateway, b: &Gateway, path: &str, run: &str, n: usize) -> (u64, u64) {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let url = if i % 2 == 0 { a.url(path) } else { b.url(path) };
+            let run = run.to_string();
+            tokio::spawn(async move { get(&client(), &url, &[("x-run", &run)]).await.status })
+        })
+        .collect();
+    let (mut ok, mut limited) = (0, 0);
     for t in tasks {
         match t.await.unwrap() {
             200 => ok += 1,
@@ -99,6 +107,15 @@ async fn two_gateways_sharing_redis_enforce_one_limit_exactly() {
             s => panic!("unexpected {s}"),
         }
     }
+    (ok, limited)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_sharing_redis_enforce_one_limit_exactly() {
+    let up = Upstream::start("u");
+    let (a, b) = two_gateways(&routes(&up, 6379, 3, ""));
+    let run = unique();
+    let (ok, limited) = burst(&a, &b, "/burst", &run, 120).await;
     assert_eq!((ok, limited), (25, 95));
 
     // Kong's key and expiry: ratelimit:<route>:<service>:<identifier>:<window ms>:hour,
@@ -264,6 +281,17 @@ impl OwnRedis {
         }
     }
 
+    /// Sends a signal to redis-server (STOP: it keeps its connections and answers nothing).
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -274,6 +302,9 @@ impl OwnRedis {
 
 impl Drop for OwnRedis {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal("CONT");
+        }
         self.kill();
     }
 }
@@ -298,12 +329,7 @@ async fn tls_and_password() {
             port = redis.port
         )
     };
-    let config = format!(
-        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}\n  routes:\n{}{}",
-        up.addr,
-        route("insecure", false),
-        route("verified", true)
-    );
+    let config = service_with_routes(&up, &[route("insecure", false), route("verified", true)]);
     let gw = Gateway::with_config(&config).start();
     let c = client();
     for remaining in ["1", "0"] {
@@ -401,4 +427,311 @@ services:
     assert_eq!(r.header("x-ratelimit-remaining-hour"), Some("998"));
     assert_eq!(outage_lines(&gw.log_text()), 1, "{}", gw.log_text());
     assert!(gw.log_text().contains("redis reachable again"));
+}
+
+// ---- sync_rate: counted in each gateway, synced with Redis in the background ----
+
+/// The value of the one counter whose key holds `identifier` (0 when there is none yet).
+fn redis_total(port: u16, db: u32, identifier: &str) -> u64 {
+    let keys = redis_cli(
+        port,
+        db,
+        &[
+            "--scan",
+            "--pattern",
+            &format!("ratelimit:*:{identifier}:*"),
+        ],
+    );
+    let keys: Vec<&str> = keys.lines().collect();
+    match keys.as_slice() {
+        [] => 0,
+        [key] => redis_cli(port, db, &["GET", key]).parse().unwrap(),
+        keys => panic!("one counter expected: {keys:?}"),
+    }
+}
+
+/// Waits until Redis holds `want` for the counter of `identifier`.
+async fn synced(port: u16, db: u32, identifier: &str, want: u64) {
+    eventually(
+        Duration::from_secs(5),
+        &format!("{identifier}: {want} in redis"),
+        || async { redis_total(port, db, identifier) == want },
+    )
+    .await;
+}
+
+/// Not within `margin` seconds of the end of the current hour, so that a test's requests
+/// fall in one hour window.
+async fn clear_of_hour_end(margin: u64) {
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 3600;
+    if into + margin >= 3600 {
+        tokio::time::sleep(Duration::from_secs(3600 - into + 1)).await;
+    }
+}
+
+/// A route counting `hour` requests per `x-run` header in the given Redis, synced every
+/// 0.1 s, with extra config lines.
+fn sync_route(name: &str, hour: u64, port: u16, db: u32, extra: &str) -> String {
+    format!(
+        r#"  - name: {name}
+    paths: [/{name}]
+    plugins:
+    - name: rate-limiting
+      config:
+        hour: {hour}
+        limit_by: header
+        header_name: x-run
+        policy: redis
+        sync_rate: 0.1
+        redis: {{host: 127.0.0.1, port: {port}, database: {db}, timeout: 1000}}
+{extra}"#
+    )
+}
+
+/// Requests alternate between two gateways, and each is waited for until its gateway has
+/// synced it. A gateway then knows every request up to its own previous one (its last sync
+/// read the total back) but not the other gateway's latest: `remaining` lags one request
+/// behind, and the limit (6) is overshot by exactly one. In general a node decides on what
+/// it knew at its last sync plus its own increments since, so n nodes overshoot by what the
+/// others admitted since then; here that is one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_rate_gateways_see_each_others_requests_and_overshoot_by_at_most_one() {
+    clear_of_hour_end(15).await;
+    let up = Upstream::start("u");
+    let config = service_with_routes(&up, &[sync_route("sync", 6, 6379, 5, "")]);
+    let a = Gateway::with_config(&config).start();
+    let b = Gateway::with_config(&config).start();
+    let c = client();
+    let run = unique();
+    // Request k (from 1) on a (odd) or b (even): a node that never synced this counter knows
+    // only its own request; later a node's remaining is 6 - 1 - (requests up to k - 2).
+    let expected = [
+        Some("5"),
+        Some("5"),
+        Some("4"),
+        Some("3"),
+        Some("2"),
+        Some("1"),
+        Some("0"),
+        None,
+        None,
+    ];
+    let mut admitted = 0;
+    for (k, want) in expected.into_iter().enumerate() {
+        let (gw, node) = if k % 2 == 0 { (&a, "a") } else { (&b, "b") };
+        let r = get(&c, &gw.url("/sync"), &[("x-run", &run)]).await;
+        let k = k + 1;
+        match want {
+            Some(remaining) => {
+                assert_eq!(r.status, 200, "request {k} on {node}: {}", r.text());
+                assert_eq!(
+                    r.header("x-ratelimit-remaining-hour"),
+                    Some(remaining),
+                    "request {k} on {node}"
+                );
+                admitted += 1;
+                synced(6379, 5, &run, admitted).await;
+            }
+            None => {
+                assert_eq!(r.status, 429, "request {k} on {node}: {}", r.text());
+                assert_eq!(r.header("x-ratelimit-remaining-hour"), Some("0"));
+            }
+        }
+    }
+    // Refused requests are counted nowhere, admitted ones once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(redis_total(6379, 5, &run), 7);
+}
+
+/// A concurrent burst on two gateways before either has synced. The bound asserted is
+/// limit <= admitted <= 2 x limit, and it cannot fail by chance: a node's view of a counter
+/// (the total at its last sync plus its own increments since) never exceeds the requests
+/// really admitted, so a node refuses only once the limit is really reached, and it always
+/// includes the node's own requests, so no node admits more than the limit by itself.
+/// Once both have synced, each admits at most one more (the request that makes it sync
+/// after the other's) and then refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sync_rate_burst_on_two_gateways_stays_between_one_and_two_limits() {
+    clear_of_hour_end(15).await;
+    let up = Upstream::start("u");
+    let (a, b) = two_gateways(&service_with_routes(
+        &up,
+        &[sync_route("burst", 10, 6379, 5, "")],
+    ));
+    let run = unique();
+    let (admitted, _) = burst(&a, &b, "/burst", &run, 60).await;
+    assert!((10..=20).contains(&admitted), "{admitted} admitted");
+    synced(6379, 5, &run, admitted).await;
+
+    let c = client();
+    let mut more = 0;
+    for round in 0..2 {
+        for gw in [&a, &b] {
+            let r = get(&c, &gw.url("/burst"), &[("x-run", &run)]).await;
+            match (round, r.status) {
+                (0, 200) => more += 1,
+                (_, 429) => {}
+                (_, s) => panic!("round {round}: unexpected {s}"),
+            }
+            synced(6379, 5, &run, admitted + more).await;
+        }
+    }
+    assert!(admitted + more <= 20, "{admitted} + {more} admitted");
+}
+
+/// Redis stopped (SIGSTOP: connections open, no answers) while requests keep coming: none
+/// waits on it (each answers well within Redis's 1 s timeout, as a synchronous policy could
+/// not), fault_tolerant lets them through, once a sync has failed the strict route answers
+/// 500, the outage is logged once. When Redis answers again the sync that timed out, sent
+/// again, counts once: each counter ends at exactly the requests counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_rate_requests_never_wait_on_a_stopped_redis_and_count_once() {
+    clear_of_hour_end(30).await;
+    let redis = OwnRedis::start();
+    let up = Upstream::start("u");
+    let config = service_with_routes(
+        &up,
+        &[
+            sync_route("tolerant", 1000, redis.port, 0, ""),
+            sync_route(
+                "strict",
+                1000,
+                redis.port,
+                0,
+                "        fault_tolerant: false\n",
+            ),
+        ],
+    );
+    let gw = Gateway::with_config(&config).start();
+    let c = client();
+    let tolerant = |c: &HttpClient| {
+        let (c, url) = (c.clone(), gw.url("/tolerant"));
+        async move { get(&c, &url, &[("x-run", "tolerant")]).await }
+    };
+    let strict = |c: &HttpClient| {
+        let (c, url) = (c.clone(), gw.url("/strict"));
+        async move { get(&c, &url, &[("x-run", "strict")]).await }
+    };
+    assert_eq!(tolerant(&c).await.status, 200);
+    assert_eq!(strict(&c).await.status, 200);
+    synced(redis.port, 0, "tolerant", 1).await;
+    synced(redis.port, 0, "strict", 1).await;
+    let (mut counted_tolerant, mut counted_strict) = (1, 1);
+
+    redis.signal("STOP");
+    let stopped = Instant::now();
+    let mut strict_failed = 0;
+    let mut tolerant_uncounted = 0;
+    while stopped.elapsed() < Duration::from_secs(3) {
+        let started = Instant::now();
+        let r = tolerant(&c).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        if r.header("x-ratelimit-remaining-hour").is_some() {
+            counted_tolerant += 1;
+        } else {
+            tolerant_uncounted += 1;
+        }
+        let r = strict(&c).await;
+        match r.status {
+            200 => counted_strict += 1,
+            500 => {
+                assert_eq!(r.json()["message"], "An unexpected error occurred");
+                strict_failed += 1;
+            }
+            s => panic!("unexpected {s}: {}", r.text()),
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "two requests took {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The first sync fails after the 1 s timeout; from then on Redis counts as down.
+    assert!(strict_failed > 0, "the strict route never failed");
+    assert!(tolerant_uncounted > 0, "tolerant requests always counted");
+    let outage_lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("redis unreachable"))
+            .count()
+    };
+    assert_eq!(outage_lines(&gw.log_text()), 1, "{}", gw.log_text());
+
+    redis.signal("CONT");
+    let resumed = Instant::now();
+    while strict(&c).await.status != 200 {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(10),
+            "counting did not resume"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    counted_strict += 1;
+    synced(redis.port, 0, "tolerant", counted_tolerant).await;
+    synced(redis.port, 0, "strict", counted_strict).await;
+    // The copies of the timed-out sync that Redis ran late did not count again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(redis_total(redis.port, 0, "tolerant"), counted_tolerant);
+    assert_eq!(redis_total(redis.port, 0, "strict"), counted_strict);
+}
+
+/// Redis killed and started again, empty: requests counted before a sync noticed the outage
+/// are not lost, they reach the new Redis; requests in between pass uncounted (fault_tolerant)
+/// and never wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_rate_keeps_increments_across_a_redis_restart() {
+    clear_of_hour_end(30).await;
+    let mut redis = OwnRedis::start();
+    let up = Upstream::start("u");
+    let route =
+        sync_route("kept", 1000, redis.port, 0, "").replace("sync_rate: 0.1", "sync_rate: 1");
+    let gw = Gateway::with_config(&service_with_routes(&up, &[route])).start();
+    let c = client();
+    let url = gw.url("/kept");
+    let kept = || get(&c, &url, &[("x-run", "kept")]);
+    assert_eq!(kept().await.status, 200);
+    synced(redis.port, 0, "kept", 1).await;
+
+    redis.kill();
+    // Nothing was left to sync, so no sync has failed yet: these are counted here.
+    let mut counted = 0;
+    for _ in 0..2 {
+        let r = kept().await;
+        assert_eq!(r.status, 200);
+        if r.header("x-ratelimit-remaining-hour").is_some() {
+            counted += 1;
+        }
+    }
+    assert!(
+        counted > 0,
+        "no request counted before the outage was noticed"
+    );
+    // Within about a second the sync fails: requests pass uncounted, quickly.
+    let killed = Instant::now();
+    loop {
+        let started = Instant::now();
+        let r = kept().await;
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(r.status, 200);
+        if r.header("x-ratelimit-remaining-hour").is_none() {
+            break;
+        }
+        counted += 1;
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the outage was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    redis.restart();
+    synced(redis.port, 0, "kept", counted).await;
 }

@@ -4,7 +4,9 @@
 //! - `local` ([`local`]): in this process, checked and incremented under a lock; synchronous,
 //!   so a route with the local policy never allocates a future or touches Redis code.
 //! - `redis` ([`redis`]): one Lua script per request against a shared Redis, so several
-//!   gateways enforce one combined limit exactly; connections pooled per Redis config.
+//!   gateways enforce one combined limit exactly; connections pooled per Redis config. With
+//!   rate-limiting's `sync_rate` ([`redis_sync`]): counted in this process and synced with
+//!   Redis in the background, so requests never wait on it.
 //! - `cluster` ([`cluster`]): rows in the node's config store, through
 //!   [`crate::runtime::CounterStore`].
 //!
@@ -15,7 +17,9 @@
 pub mod cluster;
 pub mod local;
 pub mod redis;
+pub mod redis_sync;
 pub mod schema;
+mod shards;
 
 use crate::runtime::Runtime;
 use smallvec::SmallVec;
@@ -23,6 +27,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use redis::{RedisConfig, RedisPool};
+pub use redis_sync::RedisSync;
 
 /// Kong's period names, shortest first; a period is an index into this.
 pub const PERIODS: [&str; 6] = ["second", "minute", "hour", "day", "month", "year"];
@@ -47,6 +52,20 @@ pub struct Scope<'a> {
     pub service: Option<Uuid>,
     pub identifier: &'a str,
     pub name: Option<&'a str>,
+}
+
+#[cfg(test)]
+impl<'a> Scope<'a> {
+    /// rate-limiting's counters of `identifier` for a global plugin.
+    pub(crate) fn requests(identifier: &'a str) -> Scope<'a> {
+        Scope {
+            counting: Counting::Requests,
+            route: None,
+            service: None,
+            identifier,
+            name: None,
+        }
+    }
 }
 
 /// The route and service a plugin instance is scoped to, from the `route_id` / `service_id`
@@ -89,6 +108,8 @@ pub enum CounterError {
 pub enum Policy {
     Local,
     Redis(Arc<RedisPool>),
+    /// The redis policy with a `sync_rate`.
+    RedisSync(Arc<RedisSync>),
     Cluster,
 }
 
@@ -97,20 +118,26 @@ impl std::fmt::Debug for Policy {
         match self {
             Policy::Local => f.write_str("local"),
             Policy::Redis(p) => write!(f, "redis({})", p.address()),
+            Policy::RedisSync(s) => write!(f, "{s:?}"),
             Policy::Cluster => f.write_str("cluster"),
         }
     }
 }
 
 impl Policy {
-    /// The policy a validated config names (`policy` and its `redis` record).
+    /// The policy a validated config names (`policy`, its `redis` record and, for
+    /// rate-limiting, `sync_rate`: -1, Kong's default, counts in Redis on every request).
     pub fn from_config(config: &serde_json::Value) -> Result<Policy, String> {
         match config.get("policy").and_then(|p| p.as_str()) {
             Some("redis") => {
                 let redis = config.get("redis").cloned().unwrap_or_default();
                 let conf: RedisConfig =
                     serde_json::from_value(redis).map_err(|e| format!("redis: {e}"))?;
-                Ok(Policy::Redis(RedisPool::shared(conf)?))
+                let sync_rate = config.get("sync_rate").and_then(serde_json::Value::as_f64);
+                match sync_rate.filter(|rate| *rate > 0.0) {
+                    Some(rate) => Ok(Policy::RedisSync(RedisSync::shared(conf, rate)?)),
+                    None => Ok(Policy::Redis(RedisPool::shared(conf)?)),
+                }
             }
             Some("cluster") => Ok(Policy::Cluster),
             _ => Ok(Policy::Local),
@@ -129,6 +156,7 @@ impl Policy {
         match self {
             Policy::Local => Ok(local::take(scope, limits, now)),
             Policy::Redis(pool) => pool.take(scope, limits, now).await,
+            Policy::RedisSync(sync) => sync.take(scope, limits, now),
             Policy::Cluster => cluster::take(runtime, scope, limits, now).await,
         }
     }
@@ -144,6 +172,7 @@ impl Policy {
         match self {
             Policy::Local => Ok(local::usage(scope, periods, now)),
             Policy::Redis(pool) => pool.usage(scope, periods, now).await,
+            Policy::RedisSync(sync) => sync.usage(scope, periods, now),
             Policy::Cluster => cluster::usage(runtime, scope, periods, now).await,
         }
     }
@@ -163,6 +192,7 @@ impl Policy {
                 Ok(())
             }
             Policy::Redis(pool) => pool.add(scope, periods, now, value).await,
+            Policy::RedisSync(sync) => sync.add(scope, periods, now, value),
             Policy::Cluster => cluster::add(runtime, scope, periods, now, value).await,
         }
     }

@@ -169,6 +169,28 @@ impl RateLimiting {
         }
     }
 
+    /// The verdict, or `fault_tolerant`'s when the counters could not be reached.
+    fn decide(
+        &self,
+        ctx: &mut Ctx,
+        taken: Result<Taken, CounterError>,
+        now_s: i64,
+        now_ms: i64,
+    ) -> Flow {
+        match taken {
+            Ok(taken) => self.respond(ctx, &taken, now_s, now_ms),
+            Err(e) => {
+                log_counter_error("rate-limiting", ctx, &e);
+                if self.fault_tolerant {
+                    // Kong: proxied without rate-limit headers.
+                    Flow::Continue
+                } else {
+                    Flow::Exit(counters_failed())
+                }
+            }
+        }
+    }
+
     /// Kong's headers and verdict from what the counters said.
     fn respond(&self, ctx: &mut Ctx, taken: &Taken, now_s: i64, now_ms: i64) -> Flow {
         let stop = taken.refused;
@@ -227,26 +249,27 @@ impl Handler for RateLimiting {
     fn access<'a>(&'a self, ctx: &'a mut Ctx) -> Phase<'a> {
         let identifier = self.identifier(ctx);
         let (now_s, now_ms) = now();
-        if let Policy::Local = self.policy {
-            // No future, no allocation beyond the counter keys: the local hot path.
-            let taken = counters::local::take(self.scope(&identifier), &self.limits, now_s);
-            return Phase::Ready(Ok(self.respond(ctx, &taken, now_s, now_ms)));
+        // No future, no allocation beyond the counter keys: the local hot path, and the redis
+        // policy with `sync_rate`, which counts here and syncs in the background.
+        let counted_here = match &self.policy {
+            Policy::Local => Some(Ok(counters::local::take(
+                self.scope(&identifier),
+                &self.limits,
+                now_s,
+            ))),
+            Policy::RedisSync(sync) => {
+                Some(sync.take(self.scope(&identifier), &self.limits, now_s))
+            }
+            Policy::Redis(_) | Policy::Cluster => None,
+        };
+        if let Some(taken) = counted_here {
+            return Phase::Ready(Ok(self.decide(ctx, taken, now_s, now_ms)));
         }
         Phase::Pending(Box::pin(async move {
             let runtime = ctx.runtime.clone();
             let scope = self.scope(&identifier);
-            match self.policy.take(&runtime, scope, &self.limits, now_s).await {
-                Ok(taken) => Ok(self.respond(ctx, &taken, now_s, now_ms)),
-                Err(e) => {
-                    log_counter_error("rate-limiting", ctx, &e);
-                    if self.fault_tolerant {
-                        // Kong: proxied without rate-limit headers.
-                        Ok(Flow::Continue)
-                    } else {
-                        Ok(Flow::Exit(counters_failed()))
-                    }
-                }
-            }
+            let taken = self.policy.take(&runtime, scope, &self.limits, now_s).await;
+            Ok(self.decide(ctx, taken, now_s, now_ms))
         }))
     }
 

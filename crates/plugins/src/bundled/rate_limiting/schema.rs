@@ -1,8 +1,8 @@
 //! rate-limiting's config (Kong 3.x `kong/plugins/rate-limiting/schema.lua`).
 //!
-//! `sync_rate` is accepted with Kong's checks (-1, or at least 0.02 with the redis policy),
-//! but every policy counts synchronously: the redis policy's one script per request is
-//! already exact, and batching would give that up for fewer round trips.
+//! `sync_rate` has Kong's checks: -1 (the default: the redis policy counts in Redis on every
+//! request), or at least 0.02 seconds with the redis policy (see `counters::redis_sync`).
+//! Kong refuses 0 there too.
 
 use crate::counters::schema as counters;
 use serde::Deserialize;
@@ -140,4 +140,34 @@ pub fn config() -> Record {
                 )
                 .collect(),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(config: Value) -> Result<(), String> {
+        periods_in_order(config.as_object().unwrap())
+    }
+
+    #[test]
+    fn sync_rate_as_kong_checks_it() {
+        let redis = |rate: f64| check(json!({"minute": 5, "policy": "redis", "sync_rate": rate}));
+        assert_eq!(redis(-1.0), Ok(()));
+        assert_eq!(redis(0.02), Ok(()));
+        assert_eq!(redis(2.5), Ok(()));
+        // 0 is not "sync on every request, in the background" in Kong's rate-limiting (that is
+        // the Enterprise rate-limiting-advanced plugin): it is refused.
+        for rate in [0.0, 0.01, -2.0] {
+            assert_eq!(
+                redis(rate),
+                Err("sync_rate must be greater than 0.02, or -1 to disable".into())
+            );
+        }
+        assert_eq!(
+            check(json!({"minute": 5, "policy": "local", "sync_rate": 1})),
+            Err("sync_rate can only be used with the redis policy".into())
+        );
+    }
 }

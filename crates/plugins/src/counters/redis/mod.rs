@@ -1,10 +1,5 @@
-//! The `redis` policy: counters in a Redis shared by every gateway node.
-//!
-//! A request is one Lua script (EVALSHA, EVAL when Redis does not know it yet) that reads every
-//! period's counter and increments them all only when none is full, with Kong's keys and
-//! expiry (`EXPIRE <period length>` when a counter is created). Redis runs a script alone, so
-//! nodes sharing a Redis enforce one combined limit exactly and a refused request counts
-//! nowhere.
+//! The `redis` policy: counters in a Redis shared by every gateway node. What is sent to
+//! Redis (the counting scripts) is in `scripts.rs`; this is the connection it goes over.
 //!
 //! One [`RedisPool`] per distinct Redis config, shared by every plugin instance and config
 //! snapshot that names it: a multiplexed connection (commands from all workers pipelined over
@@ -12,17 +7,20 @@
 //! [`OUTAGE_LOG_EVERY`], requests fail at once (the plugin's `fault_tolerant` decides what
 //! that means) and a background task reconnects; counting resumes by itself.
 
-use super::{CounterError, Limit, Scope, Taken, key, period_len, window_start};
+use super::CounterError;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 use serde::Deserialize;
-use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
+
+mod scripts;
+
+pub(super) use scripts::{Increment, Once, numbers_taken};
 
 /// An outage is logged when it starts, then at most this often while it lasts.
 pub const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(60);
@@ -87,7 +85,7 @@ pub struct RedisPool {
     state: watch::Sender<State>,
     reconnecting: AtomicBool,
     generation: AtomicU64,
-    last_outage_log: Mutex<Option<Instant>>,
+    outage_log: Throttle,
     /// Where connections and the reconnect task live (the control runtime when the pool was
     /// made while building a snapshot), so no proxy worker drives them.
     runtime: Option<Handle>,
@@ -96,49 +94,27 @@ pub struct RedisPool {
 static POOLS: LazyLock<Mutex<HashMap<RedisConfig, Weak<RedisPool>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-static TAKE: LazyLock<redis::Script> = LazyLock::new(|| {
-    // KEYS: one counter per period. ARGV: the limits, then the expiries.
-    // Returns the usages before this request, then the 1-based index of the first full
-    // period (0: counted everywhere).
-    redis::Script::new(
-        r"
-local n = #KEYS
-local result = {}
-local refused = 0
-for i = 1, n do
-  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  result[i] = used
-  if refused == 0 and used >= tonumber(ARGV[i]) then
-    refused = i
-  end
-end
-if refused == 0 then
-  for i = 1, n do
-    if redis.call('INCR', KEYS[i]) == 1 then
-      redis.call('EXPIRE', KEYS[i], ARGV[n + i])
-    end
-  end
-end
-result[n + 1] = refused
-return result
-",
-    )
-});
+/// Lets a log line through at most once per [`OUTAGE_LOG_EVERY`].
+#[derive(Default)]
+pub(super) struct Throttle(Mutex<Option<Instant>>);
 
-static ADD: LazyLock<redis::Script> = LazyLock::new(|| {
-    // KEYS: counters. ARGV: the value, then the expiries.
-    redis::Script::new(
-        r"
-for i = 1, #KEYS do
-  redis.call('INCRBY', KEYS[i], ARGV[1])
-  if redis.call('TTL', KEYS[i]) == -1 then
-    redis.call('EXPIRE', KEYS[i], ARGV[i + 1])
-  end
-end
-return 0
-",
-    )
-});
+impl Throttle {
+    /// Whether a line may be logged now (noting that it is).
+    pub(super) fn due(&self) -> bool {
+        let mut last = locked(&self.0);
+        let now = Instant::now();
+        let due = last.is_none_or(|at| now.duration_since(at) >= OUTAGE_LOG_EVERY);
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+
+    /// Forgets the last line; says whether there was one.
+    fn reset(&self) -> bool {
+        locked(&self.0).take().is_some()
+    }
+}
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -199,7 +175,7 @@ impl RedisPool {
             state,
             reconnecting: AtomicBool::new(false),
             generation: AtomicU64::new(0),
-            last_outage_log: Mutex::new(None),
+            outage_log: Throttle::default(),
             runtime: Handle::try_current().ok(),
         })
     }
@@ -213,35 +189,49 @@ impl RedisPool {
         CounterError::Unavailable(self.address.clone())
     }
 
+    /// Runs `task` where the pool's connections live (the control runtime in a node); false
+    /// when there is no runtime yet (a config checked outside a node).
+    pub(super) fn spawn<F>(&self, task: F) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match self.runtime.clone().or_else(|| Handle::try_current().ok()) {
+            Some(runtime) => {
+                runtime.spawn(task);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Starts the reconnecting task unless one runs.
     fn ensure_connecting(self: &Arc<Self>) {
         if self.reconnecting.swap(true, Ordering::AcqRel) {
             return;
         }
-        let Some(runtime) = self.runtime.clone().or_else(|| Handle::try_current().ok()) else {
-            // No runtime yet (a config checked outside a node); the first request retries.
+        if !self.spawn(reconnect(Arc::downgrade(self))) {
+            // The first request retries.
             self.reconnecting.store(false, Ordering::Release);
-            return;
-        };
-        runtime.spawn(reconnect(Arc::downgrade(self)));
+        }
     }
 
+    /// A connection Redis has answered on: a stopped Redis still completes TCP handshakes
+    /// (the kernel does), which must not count as Redis being back.
     async fn connect(&self) -> Result<MultiplexedConnection, redis::RedisError> {
         let client = Client::open(self.info.clone())?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.timeout));
-        client
+        let mut conn = client
             .get_multiplexed_async_connection_with_config(&config)
-            .await
+            .await?;
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(conn)
     }
 
     /// Logs an outage unless one was logged within [`OUTAGE_LOG_EVERY`].
     fn log_outage(&self, error: &dyn std::fmt::Display) {
-        let mut last = locked(&self.last_outage_log);
-        let now = Instant::now();
-        if last.is_none_or(|at| now.duration_since(at) >= OUTAGE_LOG_EVERY) {
-            *last = Some(now);
+        if self.outage_log.due() {
             tracing::error!(
                 redis = %self.address,
                 error = %error,
@@ -296,7 +286,7 @@ impl RedisPool {
 
     /// Runs one command, bounded by the timeout; a connection-level failure marks the pool
     /// down.
-    async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, CounterError>
+    pub(super) async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, CounterError>
     where
         F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
     {
@@ -327,68 +317,9 @@ impl RedisPool {
         }
     }
 
-    pub async fn take(
-        self: &Arc<Self>,
-        scope: Scope<'_>,
-        limits: &[Limit],
-        now: i64,
-    ) -> Result<Taken, CounterError> {
-        let mut invocation = TAKE.prepare_invoke();
-        for &(period, _) in limits {
-            invocation.key(key(&scope, period, window_start(period, now)));
-        }
-        for &(_, limit) in limits {
-            invocation.arg(limit);
-        }
-        for &(period, _) in limits {
-            invocation.arg(period_len(period));
-        }
-        let reply: Vec<u64> = self
-            .run(async |conn| invocation.invoke_async(conn).await)
-            .await?;
-        let (refused, used) = reply.split_last().ok_or_else(|| CounterError::Redis {
-            at: self.address.clone(),
-            reason: "empty reply from the counting script".into(),
-        })?;
-        Ok(Taken {
-            used: used.iter().copied().collect(),
-            refused: (*refused as usize).checked_sub(1),
-        })
-    }
-
-    pub async fn usage(
-        self: &Arc<Self>,
-        scope: Scope<'_>,
-        periods: &[u8],
-        now: i64,
-    ) -> Result<SmallVec<[u64; 6]>, CounterError> {
-        let mut cmd = redis::cmd("MGET");
-        for &period in periods {
-            cmd.arg(key(&scope, period, window_start(period, now)));
-        }
-        let values: Vec<Option<u64>> = self.run(async |conn| cmd.query_async(conn).await).await?;
-        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
-    }
-
-    pub async fn add(
-        self: &Arc<Self>,
-        scope: Scope<'_>,
-        periods: &[u8],
-        now: i64,
-        value: u64,
-    ) -> Result<(), CounterError> {
-        if periods.is_empty() {
-            return Ok(());
-        }
-        let mut invocation = ADD.prepare_invoke();
-        for &period in periods {
-            invocation.key(key(&scope, period, window_start(period, now)));
-        }
-        invocation.arg(value);
-        for &period in periods {
-            invocation.arg(period_len(period));
-        }
-        self.run(async |conn| invocation.invoke_async::<i64>(conn).await)
+    /// Asks Redis whether it answers (used while nothing else is being sent).
+    pub(super) async fn ping(self: &Arc<Self>) -> Result<(), CounterError> {
+        self.run(async |conn| redis::cmd("PING").query_async::<String>(conn).await)
             .await
             .map(drop)
     }
@@ -402,7 +333,7 @@ async fn reconnect(pool: Weak<RedisPool>) {
         let Some(p) = pool.upgrade() else { return };
         match p.connect().await {
             Ok(conn) => {
-                let was_down = locked(&p.last_outage_log).take().is_some();
+                let was_down = p.outage_log.reset();
                 let generation = p.generation.fetch_add(1, Ordering::Relaxed);
                 p.state.send_replace(State::Up(conn, generation));
                 p.reconnecting.store(false, Ordering::Release);
