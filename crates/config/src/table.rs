@@ -34,7 +34,7 @@ pub const SETTINGS: &[SettingDef] = &[
     def(
         "stream_listen",
         "off",
-        "TCP stream proxy listeners for routes of protocols tcp, tls and tls_passthrough (`ip:port` and flags, comma separated; `off` disables). On an `ssl` listener the TLS ClientHello's SNI is read to route: tls_passthrough routes relay the encrypted bytes; tls routes (TLS termination) are not served yet. `udp` listeners are not served yet.",
+        "Stream proxy listeners for routes of protocols tcp, tls, tls_passthrough and udp (`ip:port` and flags, comma separated; `off` disables). On an `ssl` listener the TLS ClientHello's SNI is read to route: tls_passthrough routes relay the encrypted bytes, tls routes terminate TLS with the certificate of their SNI. A `udp` listener serves udp routes.",
     ),
     def(
         "admin_listen",
