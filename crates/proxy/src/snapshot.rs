@@ -225,15 +225,16 @@ impl Snapshot {
     ) -> Result<Snapshot, SnapshotError> {
         let mut typed = Typed::default();
         let by_name = compile_balancers(&config, registry, previous, &mut typed.upstreams)?;
-        // Kong presents an upstream's client_certificate when the service has none.
+        // Kong presents an upstream's client_certificate when the service has none. Read from
+        // the rows: the balancers above only parse the upstreams that changed.
         let upstream_client_certs: HashMap<String, Uuid> = config
-            .upstreams()?
+            .rows("upstreams")
             .iter()
-            .filter_map(|u| {
-                Some((
-                    u.name.to_ascii_lowercase(),
-                    u.client_certificate.as_ref()?.id,
-                ))
+            .filter_map(|row| {
+                let fields = row.map();
+                let cert = fields.get("client_certificate")?.get("id")?.as_str()?;
+                let name = fields.get("name")?.as_str()?;
+                Some((name.to_ascii_lowercase(), cert.parse().ok()?))
             })
             .collect();
         let mut plugins = Plugins::build(&config, &BUNDLED, previous.map(|p| &p.plugins))?;
