@@ -385,7 +385,8 @@ services:
     .await;
 }
 
-/// A UDP server that answers each datagram with `<tag> <sender's port> <datagram>`.
+/// A UDP server that answers each datagram with `<tag> <sender's port> <datagram>` (twice for
+/// the datagram `twice`).
 async fn udp_echo(tag: &str) -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
@@ -398,7 +399,10 @@ async fn udp_echo(tag: &str) -> SocketAddr {
                 from.port(),
                 String::from_utf8_lossy(&buf[..n])
             );
-            let _ = socket.send_to(reply.as_bytes(), from).await;
+            let copies = if &buf[..n] == b"twice" { 2 } else { 1 };
+            for _ in 0..copies {
+                let _ = socket.send_to(reply.as_bytes(), from).await;
+            }
         }
     });
     addr
@@ -465,6 +469,17 @@ services:
     let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (_, other_port, _) = udp_ask(&other, listens[0], "three").await;
     assert_ne!(other_port, port);
+    // Every reply of the upstream reaches the client (nginx's default `proxy_responses`).
+    let first = udp_ask(&other, listens[0], "twice").await;
+    let mut buf = [0u8; 2048];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), other.recv_from(&mut buf))
+        .await
+        .expect("no second reply")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&buf[..n]),
+        format!("a {} twice", first.1)
+    );
     // Routed by destination.
     let (tag, _, text) = udp_ask(&client, listens[1], "four").await;
     assert_eq!((tag.as_str(), text.as_str()), ("b", "four"));

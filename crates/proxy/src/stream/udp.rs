@@ -26,6 +26,12 @@ const SESSION_QUEUE: usize = 256;
 /// The live sessions of one listening socket, by client address.
 type Sessions = Rc<RefCell<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
 
+thread_local! {
+    /// Where a worker's sessions receive their upstreams' replies, one at a time (a reply is
+    /// passed on without waiting), so a session costs no buffer of its own.
+    static REPLY_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; MAX_DATAGRAM]);
+}
+
 /// Starts serving one UDP listening socket on the worker (from inside its event loop).
 pub(super) fn spawn(
     index: usize,
@@ -139,9 +145,7 @@ async fn session(
             return;
         }
     };
-    // Closing the receiver marks the session ended for the receive loop.
     let idle = service.read_timeout;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         tokio::select! {
             d = from_client.recv() => match d {
@@ -152,20 +156,39 @@ async fn session(
                 }
                 None => break,
             },
-            r = upstream.recv(&mut buf) => match r {
-                Ok(n) => {
-                    if let Err(e) = listener.send_to(&buf[..n], info.peer).await {
-                        tracing::debug!(peer = %info.peer, error = %e, "udp reply failed");
-                    }
-                }
-                // ICMP port unreachable from the target, typically; keep the session until idle.
+            r = upstream.readable() => match r {
+                Ok(()) => relay_replies(&upstream, listener, info.peer),
                 Err(e) => tracing::debug!(upstream = %target, error = %e, "udp receive failed"),
             },
             _ = tokio::time::sleep(idle) => break,
         }
     }
+    // Closing the receiver marks the session ended for the receive loop.
     from_client.close();
     tracing::debug!(peer = %info.peer, upstream = %target, "udp session ended");
+}
+
+/// Passes the replies waiting on `upstream` to the client. A reply the listening socket cannot
+/// take at once is dropped, as UDP may.
+fn relay_replies(upstream: &UdpSocket, listener: &UdpSocket, client: SocketAddr) {
+    REPLY_BUF.with_borrow_mut(|buf| {
+        loop {
+            match upstream.try_recv(buf) {
+                Ok(n) => {
+                    if let Err(e) = listener.try_send_to(&buf[..n], client) {
+                        tracing::debug!(peer = %client, error = %e, "udp reply dropped");
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                // ICMP port unreachable from the target, typically; the session lives on until
+                // it is idle.
+                Err(e) => {
+                    tracing::debug!(peer = %client, error = %e, "udp receive failed");
+                    return;
+                }
+            }
+        }
+    });
 }
 
 /// A socket of the target's address family, connected to it.
