@@ -6,9 +6,13 @@
 # The rate-limiting redis routes (with and without sync_rate) need a Redis at 127.0.0.1:6379
 # (they use database 15).
 # Uses ../shared/bench (peers.sh, compare.py). Prints req/s, p99, CPU µs per request and ratios.
-#   bench/run.sh [--https-only] [--rounds N] [--duration S] [--connections C]
+#   bench/run.sh [--https-only] [--pin] [--rounds N] [--duration S] [--connections C]
 # SB_BENCH_BIN=<binary> skips the release build (to check the script, not to measure).
 # --https-only: only the plain and HTTPS no-plugin routes (the peers are always measured).
+# --pin: wrk on CPU 0; every proxy (Silverback and the peers) and the upstream nginx on CPU 1.
+#   Unpinned, the scheduler moves the three busy processes over two cores, and where it puts
+#   them moves the figures by 5-10% between runs; pinned, each proxy shares one core with
+#   the same upstream, so req/s also compares the proxies' cost.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SILVERBACK_BENCH_SHARED:-$root/../shared/bench}
@@ -17,10 +21,19 @@ port=19010
 tls_port=19011
 nginx_tls_port=19004
 https_only=0
+pin=0
 args=()
 for a in "$@"; do
-  if [ "$a" = --https-only ]; then https_only=1; else args+=("$a"); fi
+  case "$a" in
+    --https-only) https_only=1 ;;
+    --pin) pin=1 ;;
+    *) args+=("$a") ;;
+  esac
 done
+if [ "$pin" = 1 ] && [ "$(nproc)" -lt 2 ]; then
+  echo "--pin needs at least 2 CPUs" >&2
+  exit 1
+fi
 
 need_install=0
 command -v wrk >/dev/null || need_install=1
@@ -198,7 +211,18 @@ if [ "$https_only" = 0 ]; then
     "sb+key-auth+rl-redis-sync=$sb=http://127.0.0.1:$port/key-auth-rl-redis-sync"
   )
 fi
-python3 "$shared/compare.py" --header "Authorization: Basic $(printf bench:bench-pass | base64)" \
+runner=()
+if [ "$pin" = 1 ]; then
+  peers_dir=${PEERS_DIR:-/tmp/gateway-peers}
+  for pid in "$sb" "$nginx_tls" $(cat "$peers_dir"/*.pid); do
+    for p in "$pid" $(pgrep -P "$pid" || true); do
+      taskset -a -pc 1 "$p" >/dev/null
+    done
+  done
+  runner=(taskset -c 0)
+fi
+${runner[@]+"${runner[@]}"} python3 "$shared/compare.py" \
+  --header "Authorization: Basic $(printf bench:bench-pass | base64)" \
   ${args[@]+"${args[@]}"} "${targets[@]}" | tee "$work/out.txt"
 
 # The added CPU per request of each plugin route over the no-plugin route, and its throughput.
