@@ -130,39 +130,48 @@ pub(super) async fn send_with_retries(
     })
 }
 
-/// The pool key of an attempt to `addr`, and for TLS services what the handshake needs: the
-/// service's configuration and the server name, which is the Host sent upstream without its
-/// port (nginx's `proxy_ssl_name $upstream_host`), or the address when there is no usable name.
+/// The pool key of an attempt to `addr`, and for TLS services what the handshake needs
+/// ([`tls_target`]). TLS connections are pooled per configuration and server name.
 pub(crate) fn connection_key(
     service: &CompiledService,
     host: Option<&HeaderValue>,
     addr: SocketAddr,
 ) -> (Option<upstream::TlsTarget>, PoolKey) {
     use rustls::pki_types::ServerName;
-    let Some(tls) = &service.tls else {
-        return (None, PoolKey { addr, tls: None });
-    };
+    let target = tls_target(service, host, addr);
+    let tls = target
+        .as_ref()
+        .zip(service.tls.as_ref())
+        .map(|(t, config)| {
+            let name: Box<str> = match &t.name {
+                ServerName::DnsName(d) => d.as_ref().into(),
+                _ => addr.ip().to_string().into(),
+            };
+            (config.id, name)
+        });
+    (target, PoolKey { addr, tls })
+}
+
+/// For a TLS service, the service's configuration and the server name of an attempt to
+/// `addr`: the Host sent upstream without its port (nginx's `proxy_ssl_name $upstream_host`),
+/// or the address when there is no usable name.
+pub(crate) fn tls_target(
+    service: &CompiledService,
+    host: Option<&HeaderValue>,
+    addr: SocketAddr,
+) -> Option<upstream::TlsTarget> {
+    use rustls::pki_types::ServerName;
+    let tls = service.tls.as_ref()?;
     let name = host
         .and_then(|h| h.to_str().ok())
         .map(host_without_port)
         .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
         .and_then(|h| ServerName::try_from(h).ok())
         .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
-    let text: Box<str> = match &name {
-        ServerName::DnsName(d) => d.as_ref().into(),
-        _ => addr.ip().to_string().into(),
-    };
-    let target = upstream::TlsTarget {
+    Some(upstream::TlsTarget {
         config: tls.config.clone(),
         name,
-    };
-    (
-        Some(target),
-        PoolKey {
-            addr,
-            tls: Some((tls.id, text)),
-        },
-    )
+    })
 }
 
 /// Where one attempt goes.

@@ -4,21 +4,13 @@
 
 use crate::http::Fields;
 use crate::request::ConnInfo;
-use crate::request::send::{Picked, connection_key, pick_target};
+use crate::request::send::{Picked, pick_target, tls_target};
 use crate::snapshot::CompiledService;
 use crate::tunnel::{self, Idle};
-use crate::upstream::{AttemptError, connect_tcp, handshake_tls};
+use crate::upstream::{self, Connected};
 use silverback_balancer::HashRequest;
 use silverback_balancer::health::Outcome;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
-
-/// A connection to a stream upstream.
-enum Upstream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
 
 /// Connects to the service, trying up to `retries + 1` targets on connection (or handshake)
 /// failures, and relays `client` to it until either side is done.
@@ -35,8 +27,8 @@ where
         write: service.write_timeout,
     };
     let relayed = match upstream {
-        Upstream::Plain(mut s) => tunnel::relay(&mut client, &mut s, b"", b"", idle).await,
-        Upstream::Tls(mut s) => tunnel::relay(&mut client, &mut *s, b"", b"", idle).await,
+        Connected::Plain(mut s) => tunnel::relay(&mut client, &mut s, b"", b"", idle).await,
+        Connected::Tls(mut s) => tunnel::relay(&mut client, &mut *s, b"", b"", idle).await,
     };
     match relayed {
         Ok(r) if r.timed_out => {
@@ -75,7 +67,7 @@ pub(super) fn stream_hash(info: &ConnInfo, service: &CompiledService) -> u32 {
 async fn connect<'s>(
     info: &ConnInfo,
     service: &'s CompiledService,
-) -> Option<(Picked<'s>, Upstream)> {
+) -> Option<(Picked<'s>, Connected)> {
     let hash = stream_hash(info, service);
     let mut tried = Vec::new();
     for attempt in 0..service.retries.saturating_add(1) {
@@ -87,17 +79,8 @@ async fn connect<'s>(
             }
         };
         let addr = picked.addr;
-        let (tls, _) = connection_key(service, picked.host.as_ref(), addr);
-        let connecting = async {
-            let tcp = connect_tcp(addr, service.connect_timeout).await?;
-            Ok::<_, AttemptError>(match &tls {
-                None => Upstream::Plain(tcp),
-                Some(t) => Upstream::Tls(Box::new(handshake_tls(tcp, t).await?)),
-            })
-        };
-        let connected = tokio::time::timeout(service.connect_timeout, connecting)
-            .await
-            .unwrap_or(Err(AttemptError::ConnectTimeout));
+        let tls = tls_target(service, picked.host.as_ref(), addr);
+        let connected = upstream::connect(addr, service.connect_timeout, tls.as_ref()).await;
         match connected {
             Ok(s) => {
                 if let Some(peer) = &picked.peer {

@@ -22,7 +22,6 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio::time::Sleep;
 
@@ -62,20 +61,12 @@ impl Conn {
         timeout: Duration,
         tls: Option<&TlsTarget>,
     ) -> Result<Box<Conn>, AttemptError> {
-        let connecting = async {
-            let tcp = TcpStream::connect(addr)
-                .await
-                .map_err(AttemptError::Connect)?;
-            let _ = tcp.set_nodelay(true);
-            let Some(t) = tls else {
-                return Ok(Stream::Plain(tcp));
-            };
-            let (tcp, conn) = super::handshake_tls(tcp, t).await?.into_inner();
-            Ok(Stream::Tls(Box::new(TlsStream::new(tcp, conn))))
-        };
-        let io = match tokio::time::timeout(timeout, connecting).await {
-            Err(_) => return Err(AttemptError::ConnectTimeout),
-            Ok(r) => r?,
+        let io = match super::connect(addr, timeout, tls).await? {
+            super::Connected::Plain(tcp) => Stream::Plain(tcp),
+            super::Connected::Tls(t) => {
+                let (tcp, conn) = t.into_inner();
+                Stream::Tls(Box::new(TlsStream::new(tcp, conn)))
+            }
         };
         Ok(Box::new(Conn {
             io,

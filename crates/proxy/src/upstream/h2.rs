@@ -4,7 +4,7 @@
 //! frame.
 
 use super::pool::PoolKey;
-use super::{AttemptError, Timeouts, TlsTarget, connect_tcp, handshake_tls};
+use super::{AttemptError, Connected, Timeouts, TlsTarget};
 use crate::body::BoxError;
 use crate::worker::LocalExec;
 use bytes::Bytes;
@@ -45,10 +45,9 @@ async fn connection(
         return Ok(sender);
     }
     let connecting = async {
-        let tcp = connect_tcp(key.addr, connect_timeout).await?;
-        match tls {
-            None => handshake(TokioIo::new(tcp), key).await,
-            Some(t) => handshake(TokioIo::new(handshake_tls(tcp, t).await?), key).await,
+        match super::connect(key.addr, connect_timeout, tls).await? {
+            Connected::Plain(tcp) => handshake(TokioIo::new(tcp), key).await,
+            Connected::Tls(t) => handshake(TokioIo::new(*t), key).await,
         }
     };
     let sender = tokio::time::timeout(connect_timeout, connecting)

@@ -73,20 +73,6 @@ impl std::fmt::Display for AttemptError {
     }
 }
 
-/// A new TCP connection to an upstream, within the service's connect timeout.
-pub async fn connect_tcp(
-    addr: std::net::SocketAddr,
-    timeout: Duration,
-) -> Result<tokio::net::TcpStream, AttemptError> {
-    let io = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-        Err(_) => return Err(AttemptError::ConnectTimeout),
-        Ok(Err(e)) => return Err(AttemptError::Connect(e)),
-        Ok(Ok(s)) => s,
-    };
-    let _ = io.set_nodelay(true);
-    Ok(io)
-}
-
 /// Where a TLS connection goes: the client configuration and the name to send (SNI) and
 /// verify.
 #[derive(Debug, Clone)]
@@ -95,15 +81,36 @@ pub struct TlsTarget {
     pub name: rustls::pki_types::ServerName<'static>,
 }
 
-/// The TLS handshake with an upstream over a connected socket; a failure says why, for the log.
-pub async fn handshake_tls(
-    tcp: tokio::net::TcpStream,
-    target: &TlsTarget,
-) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, AttemptError> {
-    tokio_rustls::TlsConnector::from(target.config.clone())
-        .connect(target.name.clone(), tcp)
+/// A new connection to an upstream, before any protocol runs over it.
+pub enum Connected {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// Connects to `addr`, with the TLS handshake when `tls` is given, all within `timeout` (the
+/// handshake is part of connecting, as in nginx). A failed handshake says why, for the log.
+pub async fn connect(
+    addr: std::net::SocketAddr,
+    timeout: Duration,
+    tls: Option<&TlsTarget>,
+) -> Result<Connected, AttemptError> {
+    let connecting = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(AttemptError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let Some(t) = tls else {
+            return Ok(Connected::Plain(tcp));
+        };
+        let tls = tokio_rustls::TlsConnector::from(t.config.clone())
+            .connect(t.name.clone(), tcp)
+            .await
+            .map_err(|e| AttemptError::Tls(crate::tls::upstream::describe(&e)))?;
+        Ok(Connected::Tls(Box::new(tls)))
+    };
+    tokio::time::timeout(timeout, connecting)
         .await
-        .map_err(|e| AttemptError::Tls(crate::tls::upstream::describe(&e)))
+        .unwrap_or(Err(AttemptError::ConnectTimeout))
 }
 
 /// Sends one attempt over a pooled connection when a usable one is idle, else a new one.
