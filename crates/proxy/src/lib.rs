@@ -132,13 +132,15 @@ impl Proxy {
         }
         // tls stream routes terminate with the proxy's certificates, offering no ALPN.
         let stream_tls = match &tls {
-            Some((resolver, sessions)) => Some(tls::server::server_config(
-                &settings.tls,
-                resolver.clone(),
-                tls::server::Alpn::None,
-                sessions,
-            )?),
-            None => None,
+            Some((resolver, sessions)) if settings.stream_listen.iter().any(|l| l.ssl) => {
+                Some(tls::server::server_config(
+                    &settings.tls,
+                    resolver.clone(),
+                    tls::server::Alpn::None,
+                    sessions,
+                )?)
+            }
+            _ => None,
         };
         let (streams, stream_addrs) =
             stream::bind(&settings.stream_listen, workers, stream_tls.as_ref())?;

@@ -108,6 +108,7 @@ async fn receive_loop(
         let info = ConnInfo::new(shared.clone(), index, client, local);
         let (socket, sessions, done) = (socket.clone(), sessions.clone(), done.clone());
         tokio::task::spawn_local(async move {
+            // The session's receiver is gone once it returns, which marks it ended.
             session(&info, &route, &socket, rx).await;
             let mut open = sessions.borrow_mut();
             if open.get(&info.peer).is_some_and(|tx| tx.is_closed()) {
@@ -131,13 +132,15 @@ async fn session(
         return;
     };
     let hash = super::forward::stream_hash(info, service);
-    let target = match pick_target(info, service, hash, &[]).await {
-        Ok(t) => t.addr,
+    // The target is held while the session lasts: least-connections counts it.
+    let picked = match pick_target(info, service, hash, &[]).await {
+        Ok(t) => t,
         Err(e) => {
             tracing::error!(service = %service.id, error = %e, "udp proxy failed");
             return;
         }
     };
+    let target = picked.addr;
     let upstream = match connect(target).await {
         Ok(s) => s,
         Err(e) => {
@@ -163,8 +166,6 @@ async fn session(
             _ = tokio::time::sleep(idle) => break,
         }
     }
-    // Closing the receiver marks the session ended for the receive loop.
-    from_client.close();
     tracing::debug!(peer = %info.peer, upstream = %target, "udp session ended");
 }
 
