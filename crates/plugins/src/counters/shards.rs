@@ -3,15 +3,15 @@
 //! counts here; the redis policy with `sync_rate` keeps its local view of Redis's counts here.
 
 use super::{Counting, Limit, Scope, Taken, period_len, window_start};
+use hashbrown::{Equivalent, HashMap};
 use smallvec::SmallVec;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 /// Which counter: the scope Kong keys counters by, the identifier, the period and the start
 /// of its window.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
     counting: Counting,
     route: Option<Uuid>,
@@ -22,17 +22,91 @@ pub struct Key {
     pub window: i64,
 }
 
-impl Key {
-    pub fn new(scope: &Scope<'_>, period: u8, now: i64) -> Key {
+/// A [`Key`] over borrowed strings: counters are looked up with it, so a request allocates
+/// a key only when it creates a counter.
+#[derive(Clone, Copy)]
+struct KeyRef<'a> {
+    scope: &'a Scope<'a>,
+    period: u8,
+    window: i64,
+}
+
+impl From<&KeyRef<'_>> for Key {
+    fn from(key: &KeyRef<'_>) -> Key {
         Key {
-            counting: scope.counting,
-            route: scope.route,
-            service: scope.service,
-            identifier: scope.identifier.into(),
-            name: scope.name.map(Into::into),
+            counting: key.scope.counting,
+            route: key.scope.route,
+            service: key.scope.service,
+            identifier: key.scope.identifier.into(),
+            name: key.scope.name.map(Into::into),
+            period: key.period,
+            window: key.window,
+        }
+    }
+}
+
+/// One hash for a key however it is held, owned or borrowed.
+fn hash_key<H: Hasher>(
+    state: &mut H,
+    (counting, route, service): (Counting, Option<Uuid>, Option<Uuid>),
+    identifier: &str,
+    name: Option<&str>,
+    period: u8,
+    window: i64,
+) {
+    counting.hash(state);
+    route.hash(state);
+    service.hash(state);
+    identifier.hash(state);
+    name.hash(state);
+    period.hash(state);
+    window.hash(state);
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let scope = (self.counting, self.route, self.service);
+        let name = self.name.as_deref();
+        hash_key(
+            state,
+            scope,
+            &self.identifier,
+            name,
+            self.period,
+            self.window,
+        );
+    }
+}
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let s = self.scope;
+        let scope = (s.counting, s.route, s.service);
+        hash_key(state, scope, s.identifier, s.name, self.period, self.window);
+    }
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        let s = self.scope;
+        key.window == self.window
+            && key.period == self.period
+            && *key.identifier == *s.identifier
+            && key.route == s.route
+            && key.service == s.service
+            && key.counting == s.counting
+            && key.name.as_deref() == s.name
+    }
+}
+
+impl Key {
+    #[cfg(test)]
+    pub fn new(scope: &Scope<'_>, period: u8, now: i64) -> Key {
+        Key::from(&KeyRef {
+            scope,
             period,
             window: window_start(period, now),
-        }
+        })
     }
 
     /// Kong's Redis key for this counter.
@@ -77,16 +151,22 @@ const SHARDS: usize = 64;
 /// A shard drops counters of past windows once it holds this many.
 const SWEEP_AT: usize = 4096;
 
+/// The shards' maps, with hashbrown's default hasher (foldhash, seeded per process).
+type Map<T> = HashMap<Key, T>;
+
 pub struct Shards<T> {
-    hasher: RandomState,
-    shards: Box<[Mutex<HashMap<Key, T>>]>,
+    hasher: hashbrown::DefaultHashBuilder,
+    shards: Box<[Mutex<Map<T>>]>,
 }
 
 impl<T: Tally> Default for Shards<T> {
     fn default() -> Self {
+        let hasher = hashbrown::DefaultHashBuilder::default();
         Shards {
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(hasher.clone())))
+                .collect(),
+            hasher,
         }
     }
 }
@@ -96,25 +176,27 @@ fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
 }
 
 impl<T: Tally> Shards<T> {
-    fn shard(&self, key: &Key) -> MutexGuard<'_, HashMap<Key, T>> {
-        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+    fn shard(&self, key: &impl Hash) -> MutexGuard<'_, Map<T>> {
+        // The low bits pick the slot inside the shard's table; the high ones pick the shard.
+        let i = (self.hasher.hash_one(key) >> 58) as usize % SHARDS;
         // In range: `shards` has SHARDS entries.
         lock(&self.shards[i])
     }
 
-    /// The counter for `key`, dropping past windows when the shard has grown large.
-    fn entry<'a>(shard: &'a mut HashMap<Key, T>, key: &Key) -> &'a mut T {
-        if shard.len() >= SWEEP_AT && !shard.contains_key(key) {
+    /// The counter for `key`, created (and past windows dropped, when the shard has grown
+    /// large) when missing.
+    fn entry<'a>(shard: &'a mut Map<T>, key: KeyRef<'_>) -> &'a mut T {
+        if shard.len() >= SWEEP_AT && !shard.contains_key(&key) {
             let now = key.window;
             shard.retain(|k, _| k.window + period_len(k.period) > now);
         }
-        shard.entry(key.clone()).or_default()
+        shard.entry_ref(&key).or_default()
     }
 
     /// Counts one request against `limit` unless the window is full; returns the usage
     /// before this request and whether it was counted.
-    fn try_take(&self, key: &Key, limit: u64) -> (u64, bool) {
-        let mut shard = self.shard(key);
+    fn try_take(&self, key: KeyRef<'_>, limit: u64) -> (u64, bool) {
+        let mut shard = self.shard(&key);
         let tally = Self::entry(&mut shard, key);
         let used = tally.used();
         if used < limit {
@@ -129,10 +211,14 @@ impl<T: Tally> Shards<T> {
     /// was already counted.
     pub fn take(&self, scope: Scope<'_>, limits: &[Limit], now: i64) -> Taken {
         let mut taken = Taken::default();
-        let mut counted: SmallVec<[Key; 6]> = SmallVec::new();
+        let mut counted: SmallVec<[KeyRef<'_>; 6]> = SmallVec::new();
         for (i, &(period, limit)) in limits.iter().enumerate() {
-            let key = Key::new(&scope, period, now);
-            let (used, ok) = self.try_take(&key, limit);
+            let key = KeyRef {
+                scope: &scope,
+                period,
+                window: window_start(period, now),
+            };
+            let (used, ok) = self.try_take(key, limit);
             taken.used.push(used);
             if ok {
                 counted.push(key);
@@ -154,7 +240,11 @@ impl<T: Tally> Shards<T> {
         periods
             .iter()
             .map(|&p| {
-                let key = Key::new(&scope, p, now);
+                let key = KeyRef {
+                    scope: &scope,
+                    period: p,
+                    window: window_start(p, now),
+                };
                 self.shard(&key).get(&key).map_or(0, T::used)
             })
             .collect()
@@ -162,13 +252,17 @@ impl<T: Tally> Shards<T> {
 
     pub fn add(&self, scope: Scope<'_>, periods: &[u8], now: i64, value: u64) {
         for &p in periods {
-            let key = Key::new(&scope, p, now);
-            Self::entry(&mut self.shard(&key), &key).add(value);
+            let key = KeyRef {
+                scope: &scope,
+                period: p,
+                window: window_start(p, now),
+            };
+            Self::entry(&mut self.shard(&key), key).add(value);
         }
     }
 
     /// Runs `f` on each shard in turn, under its lock.
-    pub fn each_shard(&self, mut f: impl FnMut(&mut HashMap<Key, T>)) {
+    pub fn each_shard(&self, mut f: impl FnMut(&mut Map<T>)) {
         for shard in &self.shards {
             f(&mut lock(shard));
         }

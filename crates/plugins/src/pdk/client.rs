@@ -3,7 +3,7 @@
 //! the `set_consumer` step every Kong authentication plugin repeats).
 
 use super::Ctx;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use silverback_model::Row;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -61,6 +61,11 @@ impl ConsumerRef {
             row,
         }
     }
+
+    /// The id as text, made once per config (a rate-limit key, a log field).
+    pub fn id_str(&self) -> &str {
+        self.id_value.to_str().unwrap_or_default()
+    }
 }
 
 /// The credential a request authenticated with.
@@ -82,29 +87,27 @@ impl Ctx {
         consumer: Option<Arc<ConsumerRef>>,
         credential: Option<CredentialRef>,
     ) {
+        // What the client sent under these names never reaches the service: one pass drops it.
         let h = &mut self.request.headers;
-        let mut put = |name: HeaderName, value: Option<&HeaderValue>| match value {
-            Some(v) => h.set(name, v.clone()),
-            None => h.remove(name.as_str()),
-        };
-        let c = consumer.as_deref();
-        put(headers::CONSUMER_ID, c.map(|c| &c.id_value));
-        put(
-            headers::CONSUMER_CUSTOM_ID,
-            c.and_then(|c| c.custom_id_value.as_ref()),
-        );
-        put(
-            headers::CONSUMER_USERNAME,
-            c.and_then(|c| c.username_value.as_ref()),
-        );
-        put(
-            headers::CREDENTIAL_IDENTIFIER,
-            credential.as_ref().map(|c| &c.identifier),
-        );
-        if credential.is_some() {
-            h.remove(headers::ANONYMOUS.as_str());
-        } else {
-            h.set(headers::ANONYMOUS, HeaderValue::from_static("true"));
+        h.remove_many(&[
+            headers::CONSUMER_ID.as_str(),
+            headers::CONSUMER_CUSTOM_ID.as_str(),
+            headers::CONSUMER_USERNAME.as_str(),
+            headers::CREDENTIAL_IDENTIFIER.as_str(),
+            headers::ANONYMOUS.as_str(),
+        ]);
+        if let Some(c) = consumer.as_deref() {
+            h.set_new(headers::CONSUMER_ID, c.id_value.clone());
+            if let Some(v) = &c.custom_id_value {
+                h.set_new(headers::CONSUMER_CUSTOM_ID, v.clone());
+            }
+            if let Some(v) = &c.username_value {
+                h.set_new(headers::CONSUMER_USERNAME, v.clone());
+            }
+        }
+        match &credential {
+            Some(c) => h.set_new(headers::CREDENTIAL_IDENTIFIER, c.identifier.clone()),
+            None => h.set_new(headers::ANONYMOUS, HeaderValue::from_static("true")),
         }
         self.consumer = consumer;
         self.credential = credential;

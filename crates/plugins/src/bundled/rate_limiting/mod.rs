@@ -6,11 +6,13 @@ mod schema;
 
 use crate::counters::{self, CounterError, Counting, Limit, Policy, Scope, Taken, period_len};
 use crate::handler::{Flow, Handler, Phase, Phases, PluginError};
+use crate::pdk::ConsumerRef;
 use crate::pdk::{Ctx, Exit};
 use crate::registry::PluginDef;
 use http::{HeaderName, HeaderValue, StatusCode};
 use schema::RateLimitingConfig;
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 pub(crate) fn definition() -> PluginDef {
@@ -32,22 +34,25 @@ pub(crate) fn definition() -> PluginDef {
     }
 }
 
-const X_LIMIT: [&str; 6] = [
-    "x-ratelimit-limit-second",
-    "x-ratelimit-limit-minute",
-    "x-ratelimit-limit-hour",
-    "x-ratelimit-limit-day",
-    "x-ratelimit-limit-month",
-    "x-ratelimit-limit-year",
+const X_LIMIT: [HeaderName; 6] = [
+    HeaderName::from_static("x-ratelimit-limit-second"),
+    HeaderName::from_static("x-ratelimit-limit-minute"),
+    HeaderName::from_static("x-ratelimit-limit-hour"),
+    HeaderName::from_static("x-ratelimit-limit-day"),
+    HeaderName::from_static("x-ratelimit-limit-month"),
+    HeaderName::from_static("x-ratelimit-limit-year"),
 ];
-const X_REMAINING: [&str; 6] = [
-    "x-ratelimit-remaining-second",
-    "x-ratelimit-remaining-minute",
-    "x-ratelimit-remaining-hour",
-    "x-ratelimit-remaining-day",
-    "x-ratelimit-remaining-month",
-    "x-ratelimit-remaining-year",
+const X_REMAINING: [HeaderName; 6] = [
+    HeaderName::from_static("x-ratelimit-remaining-second"),
+    HeaderName::from_static("x-ratelimit-remaining-minute"),
+    HeaderName::from_static("x-ratelimit-remaining-hour"),
+    HeaderName::from_static("x-ratelimit-remaining-day"),
+    HeaderName::from_static("x-ratelimit-remaining-month"),
+    HeaderName::from_static("x-ratelimit-remaining-year"),
 ];
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 enum LimitBy {
     Consumer,
@@ -105,30 +110,84 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
     }))
 }
 
-/// The headers this request gets, kept for `header_filter`.
-struct Headers(Vec<(HeaderName, HeaderValue)>);
+/// What the client is told about its limits, kept from `access` for `header_filter`; plain
+/// numbers, so keeping it allocates nothing per limit.
+#[derive(Clone, Default)]
+struct Verdict {
+    /// Per limit: its period, the limit and what remains.
+    limits: SmallVec<[(u8, u64, u64); 6]>,
+    /// The limit and remainder `RateLimit-*` speak for.
+    closest: Option<(u64, u64)>,
+    /// Seconds until the closest limit's window ends.
+    reset: i64,
+}
+
+impl Verdict {
+    /// Kong's headers, in Kong's order.
+    fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        let per_limit = self.limits.iter().flat_map(|&(period, limit, remaining)| {
+            let p = usize::from(period).min(5);
+            [
+                (X_LIMIT[p].clone(), HeaderValue::from(limit)),
+                (X_REMAINING[p].clone(), HeaderValue::from(remaining)),
+            ]
+        });
+        let closest = self.closest.into_iter().flat_map(|(limit, remaining)| {
+            [
+                (RATELIMIT_LIMIT, HeaderValue::from(limit)),
+                (RATELIMIT_REMAINING, HeaderValue::from(remaining)),
+                (RATELIMIT_RESET, HeaderValue::from(self.reset)),
+            ]
+        });
+        per_limit.chain(closest)
+    }
+}
+
+/// What a limit is counted by: borrowed from the request where it can be.
+enum Identifier<'a> {
+    Consumer(Arc<ConsumerRef>),
+    Borrowed(&'a str),
+    Owned(String),
+}
+
+impl Identifier<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Identifier::Consumer(c) => c.id_str(),
+            Identifier::Borrowed(s) => s,
+            Identifier::Owned(s) => s,
+        }
+    }
+}
 
 impl RateLimiting {
     /// Kong's `get_identifier`: what the limit is counted by, the client IP when that is
     /// missing.
-    fn identifier(&self, ctx: &Ctx) -> String {
+    fn identifier<'a>(&'a self, ctx: &'a Ctx) -> Identifier<'a> {
         let found = match &self.limit_by {
-            LimitBy::Consumer => ctx
-                .consumer
+            LimitBy::Consumer => match &ctx.consumer {
+                Some(c) => Some(Identifier::Consumer(c.clone())),
+                None => ctx
+                    .credential
+                    .as_ref()
+                    .map(|c| Identifier::Owned(c.id.to_string())),
+            },
+            LimitBy::Credential => ctx
+                .credential
                 .as_ref()
-                .map(|c| c.id)
-                .or(ctx.credential.as_ref().map(|c| c.id))
-                .map(|id| id.to_string()),
-            LimitBy::Credential => ctx.credential.as_ref().map(|c| c.id.to_string()),
-            LimitBy::Service => ctx.service.as_ref().map(|s| s.id.to_string()),
-            LimitBy::Header(name) => ctx.request.header(name).map(str::to_string),
+                .map(|c| Identifier::Owned(c.id.to_string())),
+            LimitBy::Service => ctx
+                .service
+                .as_ref()
+                .map(|s| Identifier::Owned(s.id.to_string())),
+            LimitBy::Header(name) => ctx.request.header(name).map(Identifier::Borrowed),
             LimitBy::Path(path) => path
                 .as_deref()
                 .filter(|p| *p == ctx.request.path())
-                .map(str::to_string),
+                .map(Identifier::Borrowed),
             LimitBy::Ip => None,
         };
-        found.unwrap_or_else(|| ctx.client_ip.to_string())
+        found.unwrap_or_else(|| Identifier::Owned(ctx.client_ip.to_string()))
     }
 }
 
@@ -137,10 +196,6 @@ fn now() -> (i64, i64) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     (d.as_secs() as i64, d.as_millis() as i64)
-}
-
-fn int(n: i64) -> HeaderValue {
-    HeaderValue::from(n)
 }
 
 /// Kong's answer when the counters cannot be reached and `fault_tolerant` is off.
@@ -194,52 +249,44 @@ impl RateLimiting {
     /// Kong's headers and verdict from what the counters said.
     fn respond(&self, ctx: &mut Ctx, taken: &Taken, now_s: i64, now_ms: i64) -> Flow {
         let stop = taken.refused;
-        let mut headers = Vec::new();
-        let mut reset = 1;
+        let mut verdict = Verdict {
+            reset: 1,
+            ..Verdict::default()
+        };
         if !self.hide_client_headers {
             // The period closest to its limit (the longer one on ties) speaks for RateLimit-*.
-            let mut best: Option<(u64, i64, u64)> = None;
+            let mut closest_len = 0;
             for (i, (&(period, limit), &used)) in self.limits.iter().zip(&taken.used).enumerate() {
                 let mut remaining = limit.saturating_sub(used);
                 if stop.is_none() || stop == Some(i) {
                     remaining = remaining.saturating_sub(1);
                 }
                 let len = period_len(period);
-                if best.is_none_or(|(r, l, _)| remaining < r || (remaining == r && len > l)) {
-                    best = Some((remaining, len, limit));
+                if verdict
+                    .closest
+                    .is_none_or(|(_, r)| remaining < r || (remaining == r && len > closest_len))
+                {
+                    verdict.closest = Some((limit, remaining));
+                    closest_len = len;
                     let window = counters::window_start(period, now_s);
-                    reset = (len - (now_ms - window * 1000) / 1000).max(1);
+                    verdict.reset = (len - (now_ms - window * 1000) / 1000).max(1);
                 }
-                let p = usize::from(period).min(5);
-                headers.push((HeaderName::from_static(X_LIMIT[p]), int(limit as i64)));
-                headers.push((
-                    HeaderName::from_static(X_REMAINING[p]),
-                    int(remaining as i64),
-                ));
-            }
-            if let Some((remaining, _, limit)) = best {
-                headers.push((
-                    HeaderName::from_static("ratelimit-limit"),
-                    int(limit as i64),
-                ));
-                headers.push((
-                    HeaderName::from_static("ratelimit-remaining"),
-                    int(remaining as i64),
-                ));
-                headers.push((HeaderName::from_static("ratelimit-reset"), int(reset)));
+                verdict.limits.push((period, limit, remaining));
             }
         }
         if stop.is_some() {
             let mut exit = Exit::error(self.status, self.message.clone());
             if !self.hide_client_headers {
-                exit.headers = headers;
-                exit.headers
-                    .push((HeaderName::from_static("retry-after"), int(reset)));
+                exit.headers = verdict.headers().collect();
+                exit.headers.push((
+                    HeaderName::from_static("retry-after"),
+                    HeaderValue::from(verdict.reset),
+                ));
             }
             return Flow::Exit(exit);
         }
-        if !headers.is_empty() {
-            ctx.set_data(Headers(headers));
+        if !verdict.limits.is_empty() {
+            ctx.set_data(verdict);
         }
         Flow::Continue
     }
@@ -247,18 +294,18 @@ impl RateLimiting {
 
 impl Handler for RateLimiting {
     fn access<'a>(&'a self, ctx: &'a mut Ctx) -> Phase<'a> {
-        let identifier = self.identifier(ctx);
         let (now_s, now_ms) = now();
         // No future, no allocation beyond the counter keys: the local hot path, and the redis
         // policy with `sync_rate`, which counts here and syncs in the background.
         let counted_here = match &self.policy {
-            Policy::Local => Some(Ok(counters::local::take(
-                self.scope(&identifier),
-                &self.limits,
-                now_s,
-            ))),
+            Policy::Local => {
+                let identifier = self.identifier(ctx);
+                let scope = self.scope(identifier.as_str());
+                Some(Ok(counters::local::take(scope, &self.limits, now_s)))
+            }
             Policy::RedisSync(sync) => {
-                Some(sync.take(self.scope(&identifier), &self.limits, now_s))
+                let identifier = self.identifier(ctx);
+                Some(sync.take(self.scope(identifier.as_str()), &self.limits, now_s))
             }
             Policy::Redis(_) | Policy::Cluster => None,
         };
@@ -266,19 +313,19 @@ impl Handler for RateLimiting {
             return Phase::Ready(Ok(self.decide(ctx, taken, now_s, now_ms)));
         }
         Phase::Pending(Box::pin(async move {
+            let identifier = self.identifier(ctx);
             let runtime = ctx.runtime.clone();
-            let scope = self.scope(&identifier);
+            let scope = self.scope(identifier.as_str());
             let taken = self.policy.take(&runtime, scope, &self.limits, now_s).await;
             Ok(self.decide(ctx, taken, now_s, now_ms))
         }))
     }
 
     fn header_filter(&self, ctx: &mut Ctx) -> Result<(), PluginError> {
-        let Some(Headers(headers)) = ctx.data::<Headers>() else {
+        let Some(verdict) = ctx.data::<Verdict>().cloned() else {
             return Ok(());
         };
-        let headers = headers.clone();
-        for (name, value) in headers {
+        for (name, value) in verdict.headers() {
             ctx.response.headers.set(name, value);
         }
         Ok(())
