@@ -141,6 +141,55 @@ async fn two_gateways_sharing_redis_enforce_one_limit_exactly() {
     assert!((1..=3600).contains(&ttl), "{ttl}");
 }
 
+/// Many concurrent requests through one gateway, whose takes share script calls: exactly the
+/// limit pass, and each admitted one saw its own count (the remaining values are limit - 1
+/// down to 0, each once), as counting them one at a time gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_on_one_gateway_are_counted_one_at_a_time() {
+    clear_of_hour_end(15).await;
+    let up = Upstream::start("u");
+    let route = r#"  - name: many
+    paths: [/many]
+    plugins:
+    - name: rate-limiting
+      config:
+        hour: 40
+        limit_by: header
+        header_name: x-run
+        policy: redis
+        redis: {host: 127.0.0.1, port: 6379, database: 3}
+"#;
+    let gw = Gateway::with_config(&service_with_routes(&up, &[route.to_string()]))
+        .setting("worker_threads", "2")
+        .start();
+    let run = unique();
+    let tasks: Vec<_> = (0..300)
+        .map(|_| {
+            let (url, run) = (gw.url("/many"), run.clone());
+            tokio::spawn(async move {
+                let r = get(&client(), &url, &[("x-run", &run)]).await;
+                let remaining: u64 = r
+                    .header("x-ratelimit-remaining-hour")
+                    .expect("remaining")
+                    .parse()
+                    .unwrap();
+                (r.status, remaining)
+            })
+        })
+        .collect();
+    let mut remaining_admitted = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, remaining) => remaining_admitted.push(remaining),
+            (429, remaining) => assert_eq!(remaining, 0),
+            (s, _) => panic!("unexpected {s}"),
+        }
+    }
+    remaining_admitted.sort_unstable();
+    assert_eq!(remaining_admitted, (0..40).collect::<Vec<u64>>());
+    assert_eq!(redis_total(6379, 3, &run), 40);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_and_a_second_window_that_rolls_over() {
     let up = Upstream::start("u");

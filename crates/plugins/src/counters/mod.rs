@@ -3,8 +3,9 @@
 //!
 //! - `local` ([`local`]): in this process, checked and incremented under a lock; synchronous,
 //!   so a route with the local policy never allocates a future or touches Redis code.
-//! - `redis` ([`redis`]): one Lua script per request against a shared Redis, so several
-//!   gateways enforce one combined limit exactly; connections pooled per Redis config. With
+//! - `redis` ([`redis`]): a Lua script against a shared Redis, which runs it alone, so several
+//!   gateways enforce one combined limit exactly; the requests that arrive during one round
+//!   trip share the next script call; connections pooled per Redis config. With
 //!   rate-limiting's `sync_rate` ([`redis_sync`]): counted in this process and synced with
 //!   Redis in the background, so requests never wait on it.
 //! - `cluster` ([`cluster`]): rows in the node's config store, through

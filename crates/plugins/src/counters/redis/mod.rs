@@ -1,5 +1,6 @@
 //! The `redis` policy: counters in a Redis shared by every gateway node. What is sent to
-//! Redis (the counting scripts) is in `scripts.rs`; this is the connection it goes over.
+//! Redis (the counting scripts) is in `scripts.rs`; how concurrent requests share one script
+//! call in `batch.rs`; this is the connection it goes over.
 //!
 //! One [`RedisPool`] per distinct Redis config, shared by every plugin instance and config
 //! snapshot that names it: a multiplexed connection (commands from all workers pipelined over
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+mod batch;
 mod scripts;
 
 pub(super) use scripts::{Increment, Once, numbers_taken};
@@ -89,6 +91,8 @@ pub struct RedisPool {
     /// Where connections and the reconnect task live (the control runtime when the pool was
     /// made while building a snapshot), so no proxy worker drives them.
     runtime: Option<Handle>,
+    /// Requests' takes waiting for the next round trip.
+    queue: Mutex<batch::Queue>,
 }
 
 static POOLS: LazyLock<Mutex<HashMap<RedisConfig, Weak<RedisPool>>>> =
@@ -177,6 +181,7 @@ impl RedisPool {
             generation: AtomicU64::new(0),
             outage_log: Throttle::default(),
             runtime: Handle::try_current().ok(),
+            queue: Mutex::default(),
         })
     }
 

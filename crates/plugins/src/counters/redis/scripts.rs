@@ -1,39 +1,46 @@
-//! The redis policy's counting, one Lua script per call: a request's check-and-count in every
-//! period (EVALSHA, EVAL when Redis does not know it yet), which increments every period's
-//! counter only when none is full, with Kong's keys and expiry (`EXPIRE <period length>` when
-//! a counter is created); Redis runs a script alone, so nodes sharing a Redis enforce one
-//! combined limit exactly and a refused request counts nowhere. And increments without a
-//! check, returning the totals: response-ratelimiting's, and `sync_rate`'s batches.
+//! What the redis policy sends to Redis, as Lua scripts (EVALSHA, EVAL when Redis does not
+//! know one yet); Redis runs a script alone, so nodes sharing a Redis enforce one combined
+//! limit exactly. `TAKE` counts a batch of requests (`batch.rs` gathers them): per group of
+//! requests on the same counters, as many as every period still has room for, in all periods
+//! or none, with Kong's keys and expiry (`EXPIRE <period length>` when a counter is created); a
+//! refused request counts nowhere. `INCRBY` increments without a check and returns the totals:
+//! response-ratelimiting's, and `sync_rate`'s batches.
 
 use super::RedisPool;
-use crate::counters::{CounterError, Limit, Scope, Taken, key, period_len, window_start};
+use crate::counters::{CounterError, Limit, Scope, key, period_len, window_start};
 use smallvec::SmallVec;
 use std::sync::{Arc, LazyLock};
 
 static TAKE: LazyLock<redis::Script> = LazyLock::new(|| {
-    // KEYS: one counter per period. ARGV: the limits, then the expiries.
-    // Returns the usages before this request, then the 1-based index of the first full
-    // period (0: counted everywhere).
+    // KEYS: each group's counters, one per period. ARGV per group: its number of periods, its
+    // number of requests n, then per period the limit and the expiry. Per group, in order:
+    // admits k = min(n, the least room left in any period), at least 0, adds k to every
+    // counter, and returns the usages before, then k.
     redis::Script::new(
         r"
-local n = #KEYS
 local result = {}
-local refused = 0
-for i = 1, n do
-  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  result[i] = used
-  if refused == 0 and used >= tonumber(ARGV[i]) then
-    refused = i
+local key, arg = 0, 1
+while arg <= #ARGV do
+  local periods = tonumber(ARGV[arg])
+  local k = tonumber(ARGV[arg + 1])
+  for i = 1, periods do
+    local used = tonumber(redis.call('GET', KEYS[key + i]) or '0')
+    result[#result + 1] = used
+    k = math.min(k, tonumber(ARGV[arg + 2 * i]) - used)
   end
-end
-if refused == 0 then
-  for i = 1, n do
-    if redis.call('INCR', KEYS[i]) == 1 then
-      redis.call('EXPIRE', KEYS[i], ARGV[n + i])
+  if k > 0 then
+    for i = 1, periods do
+      if redis.call('INCRBY', KEYS[key + i], k) == k then
+        redis.call('EXPIRE', KEYS[key + i], ARGV[arg + 2 * i + 1])
+      end
     end
+  else
+    k = 0
   end
+  result[#result + 1] = k
+  key = key + periods
+  arg = arg + 2 + 2 * periods
 end
-result[n + 1] = refused
 return result
 ",
     )
@@ -95,34 +102,54 @@ pub(in crate::counters) fn numbers_taken(n: usize) -> u64 {
     n.div_ceil(INCRBY_CHUNK) as u64
 }
 
+/// Requests on the same counters (`keys`, one per limit) with the same limits: `n` of them.
+pub(super) struct Group<'a> {
+    pub keys: &'a [String],
+    pub limits: &'a [Limit],
+    pub n: usize,
+}
+
+/// What `TAKE` did for a group: each counter's usage before it, and how many of its
+/// requests it admitted (counted in every period).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Counted {
+    pub usage: SmallVec<[u64; 6]>,
+    pub admitted: u64,
+}
+
 impl RedisPool {
-    pub async fn take(
+    /// Counts a batch's groups in one script call: per group, in order, what `TAKE` did.
+    pub(super) async fn count(
         self: &Arc<Self>,
-        scope: Scope<'_>,
-        limits: &[Limit],
-        now: i64,
-    ) -> Result<Taken, CounterError> {
+        groups: &[Group<'_>],
+    ) -> Result<Vec<Counted>, CounterError> {
         let mut invocation = TAKE.prepare_invoke();
-        for &(period, _) in limits {
-            invocation.key(key(&scope, period, window_start(period, now)));
-        }
-        for &(_, limit) in limits {
-            invocation.arg(limit);
-        }
-        for &(period, _) in limits {
-            invocation.arg(period_len(period));
+        for group in groups {
+            invocation.arg(group.limits.len()).arg(group.n);
+            for (key, &(period, limit)) in group.keys.iter().zip(group.limits) {
+                invocation.key(key).arg(limit).arg(period_len(period));
+            }
         }
         let reply: Vec<u64> = self
             .run(async |conn| invocation.invoke_async(conn).await)
             .await?;
-        let (refused, used) = reply.split_last().ok_or_else(|| CounterError::Redis {
-            at: self.address.clone(),
-            reason: "empty reply from the counting script".into(),
-        })?;
-        Ok(Taken {
-            used: used.iter().copied().collect(),
-            refused: (*refused as usize).checked_sub(1),
-        })
+        let mut reply = reply.into_iter();
+        let counted: Option<Vec<Counted>> = groups
+            .iter()
+            .map(|group| {
+                let usage: SmallVec<_> = reply.by_ref().take(group.limits.len()).collect();
+                let admitted = reply.next()?;
+                (usage.len() == group.limits.len() && admitted <= group.n as u64)
+                    .then_some(Counted { usage, admitted })
+            })
+            .collect();
+        match counted {
+            Some(counted) if reply.next().is_none() => Ok(counted),
+            _ => Err(CounterError::Redis {
+                at: self.address.clone(),
+                reason: "unexpected reply from the counting script".into(),
+            }),
+        }
     }
 
     pub async fn usage(
