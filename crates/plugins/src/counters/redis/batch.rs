@@ -1,15 +1,21 @@
-//! Concurrent takes on one pool share round trips (group commit). A request queues its take;
-//! the one that finds no flusher running spawns one on its own runtime, which sends everything
-//! queued as one `TAKE` call, answers each request, and goes again while more queued in the
-//! meantime. A lone request goes at once; under load a batch is what arrived during the
-//! previous round trip. Answers are what counting the requests one at a time gives.
+//! Concurrent takes on one pool share round trips (group commit). A request queues its take
+//! in its thread's lane; the one that finds no flusher running spawns one on its own runtime,
+//! which sends everything queued as one `TAKE` call over the lane's own connection, answers
+//! each request, and goes again while more queued in the meantime. A lone request goes at
+//! once; under load a batch is what arrived during the previous round trip. Answers are what
+//! counting the requests one at a time gives.
+//!
+//! Lanes are per thread so that a proxy worker (one thread, its own runtime) queues, sends,
+//! reads the reply and answers without waking any other thread: the connection's driver task
+//! runs on the runtime that made it, the worker's own.
 
 use super::scripts::{Counted, Group};
 use super::{RedisPool, locked};
 use crate::counters::{CounterError, Limit, Scope, Taken, key, window_start};
+use redis::aio::MultiplexedConnection;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Requests per round trip at most (the rest go in the next), so that one script never keeps
@@ -23,11 +29,29 @@ struct Pending {
     reply: oneshot::Sender<Result<Taken, CounterError>>,
 }
 
+/// Lanes per pool: threads beyond this many share lanes (correct, just less private).
+const LANES: usize = 16;
+
+static NEXT_LANE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's lane in every pool.
+    static LANE: usize = NEXT_LANE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % LANES;
+}
+
 #[derive(Default)]
-pub(super) struct Queue {
+pub(super) struct Lane {
     pending: Vec<Pending>,
     /// A flusher runs and will see whatever is queued.
     flushing: bool,
+    /// The lane's connection and the pool generation it was made in: one made before the
+    /// pool last lost Redis is not used again.
+    connection: Option<(MultiplexedConnection, u64)>,
+}
+
+/// The lanes of one pool.
+pub(super) fn lanes() -> Box<[Mutex<Lane>]> {
+    (0..LANES).map(|_| Mutex::default()).collect()
 }
 
 impl RedisPool {
@@ -48,21 +72,56 @@ impl RedisPool {
             limits: limits.into(),
             reply,
         };
+        let lane = LANE.with(|lane| *lane);
         let start = {
-            let mut queue = locked(&self.queue);
+            let mut queue = locked(self.lane(lane));
             queue.pending.push(pending);
             !std::mem::replace(&mut queue.flushing, true)
         };
         if start {
-            // On this worker's runtime: a one-worker gateway never changes threads for it.
-            tokio::spawn(flush(self.clone()));
+            // On this thread's runtime, with the lane's connection made there.
+            tokio::spawn(flush(self.clone(), lane));
         }
         // No answer: the flusher was dropped (its runtime shut down).
         answer.await.unwrap_or_else(|_| Err(self.unavailable()))
     }
 
+    fn lane(&self, lane: usize) -> &Mutex<Lane> {
+        // In range: a lane number is below LANES, the number of lanes.
+        &self.lanes[lane % self.lanes.len()]
+    }
+
+    /// The lane's connection, made on this runtime when the lane has none from the pool's
+    /// current generation. Fails at once while the pool knows Redis is down.
+    async fn lane_connection(
+        self: &Arc<Self>,
+        lane: usize,
+    ) -> Result<(MultiplexedConnection, u64), CounterError> {
+        let (_, generation) = self.connection().await?;
+        if let Some((conn, g)) = &locked(self.lane(lane)).connection
+            && *g == generation
+        {
+            return Ok((conn.clone(), generation));
+        }
+        match tokio::time::timeout(self.timeout, self.connect()).await {
+            Ok(Ok(conn)) => {
+                locked(self.lane(lane)).connection = Some((conn.clone(), generation));
+                Ok((conn, generation))
+            }
+            Ok(Err(e)) => {
+                self.lost(generation, &e);
+                Err(self.unavailable())
+            }
+            Err(_) => {
+                let waited = format_args!("no connection within {:?}", self.timeout);
+                self.lost(generation, &waited);
+                Err(self.unavailable())
+            }
+        }
+    }
+
     /// Counts a batch in one round trip and answers each of its requests.
-    async fn take_batch(self: &Arc<Self>, batch: &mut Vec<Pending>) {
+    async fn take_batch(self: &Arc<Self>, lane: usize, batch: &mut Vec<Pending>) {
         // A request that went away while queued is not counted.
         batch.retain(|p| !p.reply.is_closed());
         if batch.is_empty() {
@@ -87,7 +146,10 @@ impl RedisPool {
             places.push((g, groups[g].n as u64));
             groups[g].n += 1;
         }
-        let counted = self.count(&groups).await;
+        let counted = match self.lane_connection(lane).await {
+            Ok(connection) => self.count(connection, &groups).await,
+            Err(e) => Err(e),
+        };
         drop((groups, index));
         let requests = batch.drain(..).zip(places);
         match counted {
@@ -114,15 +176,16 @@ impl RedisPool {
 }
 
 /// Sends what is queued, a batch per round trip, until nothing is.
-async fn flush(pool: Arc<RedisPool>) {
+async fn flush(pool: Arc<RedisPool>, lane: usize) {
     let mut running = Running {
         pool: &pool,
+        lane,
         done: false,
     };
     let mut batch = Vec::new();
     loop {
         {
-            let mut queue = locked(&pool.queue);
+            let mut queue = locked(pool.lane(lane));
             if queue.pending.is_empty() {
                 // Under the lock: a request queued after this starts a flusher of its own.
                 queue.flushing = false;
@@ -135,7 +198,7 @@ async fn flush(pool: Arc<RedisPool>) {
                 batch.extend(queue.pending.drain(..BATCH_MAX));
             }
         }
-        pool.take_batch(&mut batch).await;
+        pool.take_batch(lane, &mut batch).await;
     }
 }
 
@@ -144,6 +207,7 @@ async fn flush(pool: Arc<RedisPool>) {
 /// batch it was sending fails with it: those answers' senders go with the future.
 struct Running<'a> {
     pool: &'a RedisPool,
+    lane: usize,
     done: bool,
 }
 
@@ -153,7 +217,7 @@ impl Drop for Running<'_> {
             return;
         }
         let stranded = {
-            let mut queue = locked(&self.pool.queue);
+            let mut queue = locked(self.pool.lane(self.lane));
             queue.flushing = false;
             std::mem::take(&mut queue.pending)
         };

@@ -3,10 +3,12 @@
 //! call in `batch.rs`; this is the connection it goes over.
 //!
 //! One [`RedisPool`] per distinct Redis config, shared by every plugin instance and config
-//! snapshot that names it: a multiplexed connection (commands from all workers pipelined over
-//! it) made off the request path. When Redis stops answering, the pool says so once per
-//! [`OUTAGE_LOG_EVERY`], requests fail at once (the plugin's `fault_tolerant` decides what
-//! that means) and a background task reconnects; counting resumes by itself.
+//! snapshot that names it. Its main connection, made off the request path, carries reads,
+//! unchecked increments and `sync_rate` syncs, and is what says whether Redis is up; requests'
+//! takes go over one connection per thread (see `batch.rs`). When Redis stops answering, the
+//! pool says so once per [`OUTAGE_LOG_EVERY`], requests fail at once (the plugin's
+//! `fault_tolerant` decides what that means) and a background task reconnects; counting
+//! resumes by itself.
 
 use super::CounterError;
 use redis::aio::MultiplexedConnection;
@@ -88,11 +90,12 @@ pub struct RedisPool {
     reconnecting: AtomicBool,
     generation: AtomicU64,
     outage_log: Throttle,
-    /// Where connections and the reconnect task live (the control runtime when the pool was
-    /// made while building a snapshot), so no proxy worker drives them.
+    /// Where the main connection and the reconnect task live (the control runtime when the
+    /// pool was made while building a snapshot), so no proxy worker drives them.
     runtime: Option<Handle>,
-    /// Requests' takes waiting for the next round trip.
-    queue: Mutex<batch::Queue>,
+    /// Per thread: requests' takes waiting for the next round trip, and the connection they
+    /// go over.
+    lanes: Box<[Mutex<batch::Lane>]>,
 }
 
 static POOLS: LazyLock<Mutex<HashMap<RedisConfig, Weak<RedisPool>>>> =
@@ -181,7 +184,7 @@ impl RedisPool {
             generation: AtomicU64::new(0),
             outage_log: Throttle::default(),
             runtime: Handle::try_current().ok(),
-            queue: Mutex::default(),
+            lanes: batch::lanes(),
         })
     }
 
@@ -295,7 +298,21 @@ impl RedisPool {
     where
         F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
     {
-        let (mut conn, generation) = self.connection().await?;
+        let connection = self.connection().await?;
+        self.run_on(connection, f).await
+    }
+
+    /// Runs one command on `connection` (made in pool generation `generation`), as [`run`].
+    ///
+    /// [`run`]: RedisPool::run
+    pub(super) async fn run_on<T, F>(
+        self: &Arc<Self>,
+        (mut conn, generation): (MultiplexedConnection, u64),
+        f: F,
+    ) -> Result<T, CounterError>
+    where
+        F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+    {
         match tokio::time::timeout(self.timeout, f(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e))

@@ -8,6 +8,7 @@
 
 use super::RedisPool;
 use crate::counters::{CounterError, Limit, Scope, key, period_len, window_start};
+use redis::aio::MultiplexedConnection;
 use smallvec::SmallVec;
 use std::sync::{Arc, LazyLock};
 
@@ -119,8 +120,10 @@ pub(super) struct Counted {
 
 impl RedisPool {
     /// Counts a batch's groups in one script call: per group, in order, what `TAKE` did.
+    /// Runs `TAKE` for these groups over `connection` (a lane's, with its generation).
     pub(super) async fn count(
         self: &Arc<Self>,
+        connection: (MultiplexedConnection, u64),
         groups: &[Group<'_>],
     ) -> Result<Vec<Counted>, CounterError> {
         let mut invocation = TAKE.prepare_invoke();
@@ -131,7 +134,7 @@ impl RedisPool {
             }
         }
         let reply: Vec<u64> = self
-            .run(async |conn| invocation.invoke_async(conn).await)
+            .run_on(connection, async |conn| invocation.invoke_async(conn).await)
             .await?;
         let mut reply = reply.into_iter();
         let counted: Option<Vec<Counted>> = groups
