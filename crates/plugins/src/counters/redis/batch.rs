@@ -13,7 +13,6 @@ use super::scripts::{Counted, Group};
 use super::{RedisPool, locked};
 use crate::counters::{CounterError, Limit, Scope, Taken, key, window_start};
 use redis::aio::MultiplexedConnection;
-use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -131,7 +130,9 @@ impl RedisPool {
         // is its group and its rank there, in arrival order.
         let mut groups: Vec<Group<'_>> = Vec::new();
         let mut places: Vec<(usize, u64)> = Vec::with_capacity(batch.len());
-        let mut index: FxHashMap<(&[String], &[Limit]), usize> = FxHashMap::default();
+        // Seeded hashing: the keys hold client-chosen identifiers.
+        let mut index: hashbrown::HashMap<(&[String], &[Limit]), usize> =
+            hashbrown::HashMap::default();
         for p in batch.iter() {
             let g = *index
                 .entry((p.keys.as_slice(), p.limits.as_slice()))
