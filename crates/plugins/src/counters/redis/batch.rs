@@ -15,6 +15,7 @@ use crate::counters::{CounterError, Limit, Scope, Taken, key, window_start};
 use redis::aio::MultiplexedConnection;
 use smallvec::SmallVec;
 use std::sync::{Arc, Mutex};
+use tokio::runtime;
 use tokio::sync::oneshot;
 
 /// Requests per round trip at most (the rest go in the next), so that one script never keeps
@@ -43,9 +44,10 @@ pub(super) struct Lane {
     pending: Vec<Pending>,
     /// A flusher runs and will see whatever is queued.
     flushing: bool,
-    /// The lane's connection and the pool generation it was made in: one made before the
-    /// pool last lost Redis is not used again.
-    connection: Option<(MultiplexedConnection, u64)>,
+    /// The lane's connection, the pool generation it was made in (one made before the pool
+    /// last lost Redis is not used again) and the runtime that drives it (a lane used from
+    /// another runtime, or after its runtime shut down, makes its own).
+    connection: Option<(MultiplexedConnection, u64, Option<runtime::Id>)>,
 }
 
 /// The lanes of one pool.
@@ -97,14 +99,16 @@ impl RedisPool {
         lane: usize,
     ) -> Result<(MultiplexedConnection, u64), CounterError> {
         let (_, generation) = self.connection().await?;
-        if let Some((conn, g)) = &locked(self.lane(lane)).connection
+        let here = runtime::Handle::try_current().ok().map(|h| h.id());
+        if let Some((conn, g, driver)) = &locked(self.lane(lane)).connection
             && *g == generation
+            && *driver == here
         {
             return Ok((conn.clone(), generation));
         }
         match tokio::time::timeout(self.timeout, self.connect()).await {
             Ok(Ok(conn)) => {
-                locked(self.lane(lane)).connection = Some((conn.clone(), generation));
+                locked(self.lane(lane)).connection = Some((conn.clone(), generation, here));
                 Ok((conn, generation))
             }
             Ok(Err(e)) => {
@@ -401,5 +405,56 @@ mod tests {
             admitted += u64::from(t.await.unwrap().refused.is_none());
         }
         assert_eq!(admitted, 8);
+    }
+
+    // A lane outlives the runtime that used it (a thread can run one runtime after another;
+    // threads beyond the number of lanes share them). A flusher dropped with its runtime must
+    // not leave the lane waiting for it, and the lane's connection, whose driver task died with
+    // that runtime, must not be used from the next one.
+    #[test]
+    fn a_lane_keeps_counting_after_its_runtime_shuts_down() {
+        const LIMITS: &[Limit] = &[(2, 1000)];
+        let now = 1_795_931_190;
+        let run = uuid::Uuid::new_v4().to_string();
+        let current = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let control = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = serde_json::json!({"host": "127.0.0.1", "port": 6379, "database": 9});
+        let pool = control.block_on(async {
+            RedisPool::shared(serde_json::from_value(config).unwrap()).unwrap()
+        });
+
+        let first = current();
+        first.block_on(async {
+            // Makes this thread's lane connection, on this runtime.
+            let taken = pool.take(Scope::requests(&run), LIMITS, now).await;
+            assert_eq!(taken.unwrap().refused, None);
+            // Then leaves takes queued or in flight when the runtime goes.
+            for _ in 0..20 {
+                let (pool, run) = (pool.clone(), run.clone());
+                tokio::spawn(async move {
+                    let _ = pool.take(Scope::requests(&run), LIMITS, now).await;
+                });
+            }
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+        });
+        drop(first);
+
+        let second = current();
+        let taken = second.block_on(async {
+            let take = pool.take(Scope::requests(&run), LIMITS, now);
+            tokio::time::timeout(std::time::Duration::from_secs(5), take).await
+        });
+        let taken = taken.expect("the take waited for a flusher that is gone");
+        assert_eq!(taken.unwrap().refused, None);
     }
 }
