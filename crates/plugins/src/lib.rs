@@ -24,6 +24,12 @@ pub use registry::{BUNDLED, PluginDef, Registry};
 pub use runtime::{CounterStore, OAuth2Store, Runtime};
 pub use scope::{PluginBuildError, Plugins};
 
+/// Locks `m`, going on after a thread panicked while holding it: every value kept under these
+/// locks (counters, queues, caches) is valid between any two statements.
+pub(crate) fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The prometheus plugin's metrics, for the `/metrics` endpoints of the status and Admin APIs.
 pub mod prometheus {
     pub use crate::bundled::prometheus::Switches;

@@ -9,6 +9,7 @@
 
 pub use crate::bundled::proxy_cache::{CachedResponse, ResponseCache, dictionary_of};
 use crate::handler::PluginError;
+use crate::locked;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -110,10 +111,6 @@ pub trait OAuth2Store: Send + Sync + 'static {
 pub struct MemoryOAuth2Store {
     codes: Mutex<HashMap<String, AuthorizationCode>>,
     tokens: Mutex<HashMap<Uuid, Token>>,
-}
-
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn ready<'a, T: Send + 'a>(v: T) -> StoreFuture<'a, T> {

@@ -72,7 +72,7 @@ type DropCounters = Vec<(&'static str, Arc<AtomicU64>)>;
 static DROPPED: LazyLock<Mutex<DropCounters>> = LazyLock::new(|| Mutex::new(Vec::new()));
 
 fn drop_counter(plugin: &'static str) -> Arc<AtomicU64> {
-    let mut all = DROPPED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = crate::locked(&DROPPED);
     if let Some((_, c)) = all.iter().find(|(p, _)| *p == plugin) {
         return c.clone();
     }
@@ -99,7 +99,7 @@ pub fn wait_drained(timeout: Duration) -> usize {
 
 /// Dropped entries per plugin name.
 pub fn dropped_counts() -> Vec<(&'static str, u64)> {
-    let all = DROPPED.lock().unwrap_or_else(|e| e.into_inner());
+    let all = crate::locked(&DROPPED);
     all.iter().map(|(p, c)| (*p, c.load(Relaxed))).collect()
 }
 
@@ -144,7 +144,7 @@ impl Sink {
         params: QueueParams,
         deliver: impl FnOnce() -> Box<dyn Deliver>,
     ) -> Result<Arc<Sink>, String> {
-        let mut sinks = SINKS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sinks = crate::locked(&SINKS);
         sinks.retain(|_, s| s.strong_count() > 0);
         let key = format!("{plugin}|{key}|{params:?}");
         if let Some(s) = sinks.get(&key).and_then(Weak::upgrade) {

@@ -92,9 +92,7 @@ impl RedisSync {
         let every = Duration::try_from_secs_f64(sync_rate)
             .map_err(|e| format!("sync_rate: {e}"))?
             .min(MAX_SYNC_RATE);
-        let mut syncs = SYNCS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut syncs = crate::locked(&SYNCS);
         let id = (config, every);
         if let Some(sync) = syncs.get(&id).and_then(Weak::upgrade) {
             return Ok(sync);

@@ -3,6 +3,7 @@
 //! counts here; the redis policy with `sync_rate` keeps its local view of Redis's counts here.
 
 use super::{Counting, Limit, Scope, Taken, period_len, window_start};
+use crate::locked;
 use hashbrown::{Equivalent, HashMap};
 use smallvec::SmallVec;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -171,16 +172,12 @@ impl<T: Tally> Default for Shards<T> {
     }
 }
 
-fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl<T: Tally> Shards<T> {
     fn shard(&self, key: &impl Hash) -> MutexGuard<'_, Map<T>> {
         // The low bits pick the slot inside the shard's table; the high ones pick the shard.
         let i = (self.hasher.hash_one(key) >> 58) as usize % SHARDS;
         // In range: `shards` has SHARDS entries.
-        lock(&self.shards[i])
+        locked(&self.shards[i])
     }
 
     /// The counter for `key`, created (and past windows dropped, when the shard has grown
@@ -264,7 +261,7 @@ impl<T: Tally> Shards<T> {
     /// Runs `f` on each shard in turn, under its lock.
     pub fn each_shard(&self, mut f: impl FnMut(&mut Map<T>)) {
         for shard in &self.shards {
-            f(&mut lock(shard));
+            f(&mut locked(shard));
         }
     }
 

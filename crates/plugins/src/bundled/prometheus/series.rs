@@ -151,7 +151,7 @@ static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 
 /// The registry, for a scrape. A worker that meets a new label set meanwhile waits for it.
 pub fn registry() -> MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+    crate::locked(&REGISTRY)
 }
 
 /// The series one (service, route, consumer) records into, as a worker knows them: each

@@ -9,9 +9,10 @@
 //! reads the reply and answers without waking any other thread: the connection's driver task
 //! runs on the runtime that made it, the worker's own.
 
+use super::RedisPool;
 use super::scripts::{Counted, Group};
-use super::{RedisPool, locked};
 use crate::counters::{CounterError, Limit, Scope, Taken, key, window_start};
+use crate::locked;
 use redis::aio::MultiplexedConnection;
 use smallvec::SmallVec;
 use std::sync::{Arc, Mutex};

@@ -11,6 +11,7 @@
 //! resumes by itself.
 
 use super::CounterError;
+use crate::locked;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 use serde::Deserialize;
@@ -121,10 +122,6 @@ impl Throttle {
     fn reset(&self) -> bool {
         locked(&self.0).take().is_some()
     }
-}
-
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl RedisPool {
