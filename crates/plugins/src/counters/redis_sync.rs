@@ -228,17 +228,11 @@ async fn sync_every(inner: Arc<Inner>) {
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 impl Syncer {
     /// Moves every counter's unsent increments into a new batch; drops the counters of
     /// windows that have ended (their last increments go in this batch).
     fn collect(&mut self) -> Option<Batch> {
-        let now = unix_now();
+        let now = crate::runtime::now_secs();
         let mut keys = Vec::new();
         let mut increments = Vec::new();
         self.inner.counters.each_shard(|shard| {
@@ -394,7 +388,7 @@ mod tests {
             retry: None,
         };
         let run = uuid::Uuid::new_v4().to_string();
-        let now = unix_now();
+        let now = crate::runtime::now_secs();
         let limits = [(3, 10)];
         for used in 0..3 {
             let taken = sync.take(Scope::requests(&run), &limits, now).unwrap();
