@@ -6,13 +6,13 @@ mod schema;
 
 use crate::counters::{self, CounterError, Counting, Limit, Policy, Scope, Taken, period_len};
 use crate::handler::{Flow, Handler, Phase, Phases, PluginError};
-use crate::pdk::ConsumerRef;
 use crate::pdk::{Ctx, Exit};
 use crate::registry::PluginDef;
 use http::{HeaderName, HeaderValue, StatusCode};
 use schema::RateLimitingConfig;
 use serde_json::Value;
 use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 pub(crate) fn definition() -> PluginDef {
@@ -143,51 +143,27 @@ impl Verdict {
     }
 }
 
-/// What a limit is counted by: borrowed from the request where it can be.
-enum Identifier<'a> {
-    Consumer(Arc<ConsumerRef>),
-    Borrowed(&'a str),
-    Owned(String),
-}
-
-impl Identifier<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Identifier::Consumer(c) => c.id_str(),
-            Identifier::Borrowed(s) => s,
-            Identifier::Owned(s) => s,
-        }
-    }
-}
-
 impl RateLimiting {
     /// Kong's `get_identifier`: what the limit is counted by, the client IP when that is
-    /// missing.
-    fn identifier<'a>(&'a self, ctx: &'a Ctx) -> Identifier<'a> {
+    /// missing. Borrowed from the request where it can be (a consumer's id text is made once
+    /// per config).
+    fn identifier<'a>(&'a self, ctx: &'a Ctx) -> Cow<'a, str> {
+        let owned = |id: uuid::Uuid| Cow::Owned(id.to_string());
         let found = match &self.limit_by {
             LimitBy::Consumer => match &ctx.consumer {
-                Some(c) => Some(Identifier::Consumer(c.clone())),
-                None => ctx
-                    .credential
-                    .as_ref()
-                    .map(|c| Identifier::Owned(c.id.to_string())),
+                Some(c) => Some(Cow::Borrowed(c.id_str())),
+                None => ctx.credential.as_ref().map(|c| owned(c.id)),
             },
-            LimitBy::Credential => ctx
-                .credential
-                .as_ref()
-                .map(|c| Identifier::Owned(c.id.to_string())),
-            LimitBy::Service => ctx
-                .service
-                .as_ref()
-                .map(|s| Identifier::Owned(s.id.to_string())),
-            LimitBy::Header(name) => ctx.request.header(name).map(Identifier::Borrowed),
+            LimitBy::Credential => ctx.credential.as_ref().map(|c| owned(c.id)),
+            LimitBy::Service => ctx.service.as_ref().map(|s| owned(s.id)),
+            LimitBy::Header(name) => ctx.request.header(name).map(Cow::Borrowed),
             LimitBy::Path(path) => path
                 .as_deref()
                 .filter(|p| *p == ctx.request.path())
-                .map(Identifier::Borrowed),
+                .map(Cow::Borrowed),
             LimitBy::Ip => None,
         };
-        found.unwrap_or_else(|| Identifier::Owned(ctx.client_ip.to_string()))
+        found.unwrap_or_else(|| Cow::Owned(ctx.client_ip.to_string()))
     }
 }
 
@@ -300,12 +276,12 @@ impl Handler for RateLimiting {
         let counted_here = match &self.policy {
             Policy::Local => {
                 let identifier = self.identifier(ctx);
-                let scope = self.scope(identifier.as_str());
+                let scope = self.scope(&identifier);
                 Some(Ok(counters::local::take(scope, &self.limits, now_s)))
             }
             Policy::RedisSync(sync) => {
                 let identifier = self.identifier(ctx);
-                Some(sync.take(self.scope(identifier.as_str()), &self.limits, now_s))
+                Some(sync.take(self.scope(&identifier), &self.limits, now_s))
             }
             Policy::Redis(_) | Policy::Cluster => None,
         };
@@ -315,7 +291,7 @@ impl Handler for RateLimiting {
         Phase::Pending(Box::pin(async move {
             let identifier = self.identifier(ctx);
             let runtime = ctx.runtime.clone();
-            let scope = self.scope(identifier.as_str());
+            let scope = self.scope(&identifier);
             let taken = self.policy.take(&runtime, scope, &self.limits, now_s).await;
             Ok(self.decide(ctx, taken, now_s, now_ms))
         }))

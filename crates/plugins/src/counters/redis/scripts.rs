@@ -119,8 +119,8 @@ pub(super) struct Counted {
 }
 
 impl RedisPool {
-    /// Counts a batch's groups in one script call: per group, in order, what `TAKE` did.
-    /// Runs `TAKE` for these groups over `connection` (a lane's, with its generation).
+    /// Counts a batch's groups in one `TAKE` call over `connection` (a lane's, with its
+    /// generation): per group, in order, what it did.
     pub(super) async fn count(
         self: &Arc<Self>,
         connection: (MultiplexedConnection, u64),
