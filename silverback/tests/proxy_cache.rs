@@ -184,6 +184,23 @@ async fn miss_then_hit_with_kong_headers() {
     assert!(q.header("age").is_some() && q.header("x-cache-key").is_some());
 }
 
+/// A reply without a body (HEAD) is stored before the client has it: the request the client
+/// sends next, at once, on a new connection, is a Hit every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_reply_is_stored_before_the_client_has_it() {
+    let up = Upstream::start("u");
+    let gw = Gateway::with_config(&config(&up)).start();
+    for i in 0..100 {
+        let path = gw.url(&format!("/get?n={i}"));
+        let host = [("host", "basic.test")];
+        let first = send(&client(), "HEAD", &path, &host, "").await;
+        assert_eq!(status(&first), "Miss", "round {i}");
+        let second = send(&client(), "HEAD", &path, &host, "").await;
+        assert_eq!(status(&second), "Hit", "round {i}");
+    }
+    assert_eq!(up.hits(), 100);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uncacheable_requests_and_responses_bypass() {
     let up = Upstream::start("u");

@@ -560,6 +560,9 @@ async fn write_reply(
     out.extend_from_slice(b"\r\n");
     body.head_sent(out.len());
     if no_body {
+        // The body's end hooks (a cache storing a HEAD reply, `log`) run before the client
+        // has the reply and can send its next request.
+        drop(body);
         return write_all(io, &[out]).await;
     }
     // The head goes out with the first piece of body, so a small reply is one write.
