@@ -187,6 +187,10 @@ impl Write for TcpIo<'_> {
     }
 }
 
+/// A body piece up to this size is copied behind the head it follows, so the two go out as
+/// one buffer with send(2) rather than as two with writev(2).
+pub(crate) const COALESCE_MAX: usize = 8 * 1024;
+
 impl Stream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
@@ -257,9 +261,12 @@ impl Stream {
         }
     }
 
+    /// One slice goes out with send(2): the kernel's writev path costs more per call (it
+    /// imports an iovec array and notifies file watchers).
     #[inline]
     pub fn try_write_vectored(&self, parts: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
+            Stream::Plain(s) if parts.len() == 1 => s.try_write(&parts[0]),
             Stream::Plain(s) => s.try_write_vectored(parts),
             Stream::Tls(t) => t.write_vectored(parts),
         }

@@ -269,7 +269,12 @@ async fn write_request(
         RequestBody::Empty => write_all(io, &[head], t.write).await,
         RequestBody::Full(b) => {
             let b = b.unwrap_or_default();
-            write_all(io, &[head, &b], t.write).await
+            if b.len() <= crate::transport::COALESCE_MAX {
+                head.extend_from_slice(&b);
+                write_all(io, &[head], t.write).await
+            } else {
+                write_all(io, &[head, &b], t.write).await
+            }
         }
         mut streaming => {
             write_all(io, &[head], t.write).await?;
