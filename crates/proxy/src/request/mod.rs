@@ -316,19 +316,25 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
+/// The Host without its port, as received (`None` for a bracket left open).
+fn host_name(host: &str) -> Option<&str> {
+    if host.starts_with('[') {
+        host.find(']').map(|i| &host[..=i])
+    } else {
+        Some(
+            host.rsplit_once(':')
+                .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(host, |(h, _)| h),
+        )
+    }
+}
+
 /// nginx's `$host`: lower-case host name without the port.
 fn host_without_port(host: &str) -> String {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']')
-            .next()
-            .map_or(host.to_string(), |h| format!("[{h}]"))
-    } else {
-        host.rsplit_once(':')
-            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(h, _)| h)
-            .to_string()
-    };
-    name.to_ascii_lowercase()
+    match host_name(host) {
+        Some(name) => name.to_ascii_lowercase(),
+        None => format!("{host}]").to_ascii_lowercase(),
+    }
 }
 
 async fn proxy(
@@ -696,16 +702,20 @@ fn upstream_target(
 }
 
 /// nginx's `$host` as a header value: lower case, without the port. The Host header itself is
-/// reused when it already has that form.
+/// reused when it already has that form, and copied once when only a port is to go.
 fn host_value(raw_host: &str, host_header: Option<&HeaderValue>) -> HeaderValue {
-    let plain = !raw_host.is_empty()
-        && !raw_host.contains(':')
-        && !raw_host.bytes().any(|b| b.is_ascii_uppercase());
-    if plain && let Some(h) = host_header.filter(|h| h.as_bytes() == raw_host.as_bytes()) {
-        return h.clone();
-    }
-    HeaderValue::from_str(&host_without_port(raw_host))
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
+    let value = match host_name(raw_host) {
+        Some(name) if !name.bytes().any(|b| b.is_ascii_uppercase()) => {
+            if name.len() == raw_host.len()
+                && let Some(h) = host_header.filter(|h| h.as_bytes() == raw_host.as_bytes())
+            {
+                return h.clone();
+            }
+            HeaderValue::from_str(name)
+        }
+        _ => HeaderValue::from_str(&host_without_port(raw_host)),
+    };
+    value.unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// `protocols: [https]` reached over http: 426, or the configured redirect.
@@ -827,4 +837,30 @@ fn finish_response(
         f.set(X_KONG_REQUEST_ID, request_id.clone());
     }
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_value_is_nginx_host() {
+        for (raw, want) in [
+            ("shop.test", "shop.test"),
+            ("shop.test:8000", "shop.test"),
+            ("Shop.Test:8000", "shop.test"),
+            ("SHOP.test", "shop.test"),
+            ("[::1]:8000", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("[::1", "[::1]"),
+            ("127.0.0.1:19010", "127.0.0.1"),
+            ("a:b", "a:b"),
+            ("", ""),
+        ] {
+            let header = HeaderValue::from_str(raw).unwrap();
+            assert_eq!(host_value(raw, Some(&header)), want, "{raw}");
+            assert_eq!(host_value(raw, None), want, "{raw}");
+            assert_eq!(host_without_port(raw), want, "{raw}");
+        }
+    }
 }
