@@ -3,5 +3,7 @@
 //! and change it without depending on the proxy.
 
 pub mod fields;
+pub mod value;
 
 pub use fields::Fields;
+pub use value::int_value;

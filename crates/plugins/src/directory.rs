@@ -4,7 +4,8 @@ use crate::pdk::ConsumerRef;
 use crate::registry::Registry;
 use silverback_model::{Config, Row};
 use std::any::Any;
-use std::collections::HashMap;
+// hashbrown: foldhash, seeded per process, is cheaper per lookup than std's SipHash.
+use hashbrown::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 

@@ -3,10 +3,10 @@
 
 use crate::handler::Phase;
 use crate::pdk::{Ctx, Exit};
+use hashbrown::HashMap;
 use http::HeaderValue;
 use serde_json::Value;
 use silverback_model::Row;
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 

@@ -6,7 +6,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::uri::PathAndQuery;
 use http::{HeaderName, HeaderValue, Method, Version};
 use serde_json::{Map, Value};
-use silverback_http::Fields;
+use silverback_http::{Fields, int_value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -134,6 +134,11 @@ impl Request {
         self.headers.get_all(name).count()
     }
 
+    /// Every value a header was sent with, in order. `name` must be lower case.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers.get_all(name)
+    }
+
     /// Sets a header for the upstream; `Host` also becomes the Host the upstream gets (Kong's
     /// `kong.service.request.set_header`).
     pub fn set_header(&mut self, name: HeaderName, value: HeaderValue) {
@@ -259,7 +264,7 @@ impl Request {
     /// Replaces the body sent upstream (Content-Length follows).
     pub fn set_body(&mut self, body: Bytes) {
         self.headers
-            .set(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            .set(CONTENT_LENGTH, int_value(body.len() as u64));
         self.body = Body::Read(body);
         self.body_changed = true;
     }

@@ -2,7 +2,7 @@
 //! request, the chain runs its phases, and its results (changed request, exits, response
 //! changes, body hooks) are applied.
 
-use super::headers::{X_KONG_PROXY_LATENCY, X_KONG_REQUEST_ID, X_KONG_UPSTREAM_LATENCY};
+use super::headers::{X_KONG_PROXY_LATENCY, X_KONG_REQUEST_ID, X_KONG_UPSTREAM_LATENCY, int_value};
 use super::{ClientRequest, ConnInfo, Reply, add_gateway_headers};
 use crate::body::ResponseBody;
 use crate::http::Fields;
@@ -243,12 +243,12 @@ fn add_proxied_headers(
         f.set_new(SERVER, s.server.clone());
     }
     if s.headers.upstream_latency {
-        f.set(X_KONG_UPSTREAM_LATENCY, HeaderValue::from(0u64));
+        f.set(X_KONG_UPSTREAM_LATENCY, int_value(0));
     }
     if s.headers.proxy_latency {
         f.set(
             X_KONG_PROXY_LATENCY,
-            HeaderValue::from(started.elapsed().as_millis() as u64),
+            int_value(started.elapsed().as_millis() as u64),
         );
     }
     if s.headers.request_id {
@@ -333,7 +333,7 @@ fn add_content_length(reply: &mut Reply) {
     if let Some(n) = reply.body.size_hint().exact() {
         reply
             .fields
-            .set_new(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+            .set_new(http::header::CONTENT_LENGTH, int_value(n));
     }
 }
 

@@ -8,12 +8,12 @@ mod schema;
 use crate::handler::{Handler, Phase, Phases};
 use crate::pdk::{Ctx, Exit, consumer_headers};
 use crate::registry::{IndexDef, PluginDef};
+use hashbrown::HashMap;
 use http::{HeaderName, HeaderValue, StatusCode};
 use schema::AclConfig;
 use serde_json::Value;
 use silverback_model::Row;
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 

@@ -7,6 +7,7 @@ use super::auth;
 use crate::handler::{Handler, Phase, Phases};
 use crate::pdk::{CredentialRef, Ctx, Exit};
 use crate::registry::{IndexDef, PluginDef};
+use hashbrown::HashMap;
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, StatusCode};
 use regex::Regex;
@@ -16,7 +17,7 @@ use serde_json::Value;
 use silverback_model::Row;
 use silverback_model::entities::credentials::verify_password;
 use std::any::Any;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, RwLock};
 use uuid::Uuid;
 

@@ -10,6 +10,7 @@ use crate::handler::{Handler, Phase, Phases};
 use crate::pdk::{Body, CredentialRef, Ctx, Exit};
 use crate::registry::{IndexDef, PluginDef};
 use base64::Engine;
+use hashbrown::HashMap;
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, StatusCode, Version};
 use regex::Regex;
@@ -18,7 +19,6 @@ use schema::HmacAuthConfig;
 use serde_json::Value;
 use silverback_model::Row;
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 pub(crate) const NAME: &str = "hmac-auth";

@@ -5,6 +5,7 @@ mod schema;
 use crate::handler::{Handler, Phase, Phases};
 use crate::pdk::{ArgValue, CredentialRef, Ctx, Exit, QueryValue};
 use crate::registry::{IndexDef, PluginDef};
+use hashbrown::HashMap;
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, Method, StatusCode};
 use schema::KeyAuthConfig;
@@ -12,7 +13,6 @@ use serde_json::Value;
 use silverback_model::Row;
 use silverback_model::entities::credentials;
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -141,10 +141,11 @@ impl KeyAuth {
         {
             let mut found = None;
             if self.conf.key_in_header {
-                match req.header_count(header) {
-                    0 => {}
-                    1 => found = req.header(header).map(str::to_string),
-                    _ => return Err(Failure::Duplicate),
+                let mut sent = req.header_values(header);
+                match (sent.next(), sent.next()) {
+                    (None, _) => {}
+                    (Some(v), None) => found = std::str::from_utf8(v).ok().map(str::to_string),
+                    (Some(_), Some(_)) => return Err(Failure::Duplicate),
                 }
             }
             if found.is_none() && self.conf.key_in_query {

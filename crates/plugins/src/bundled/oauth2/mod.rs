@@ -17,13 +17,13 @@ use crate::handler::{Handler, Phase, Phases};
 use crate::pdk::{ArgValue, BodyArgs, ConsumerRef, CredentialRef, Ctx, Exit, QueryValue};
 use crate::registry::{IndexDef, PluginDef};
 use crate::runtime::now_secs;
+use hashbrown::HashMap;
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use schema::OAuth2Config;
 use serde_json::Value;
 use silverback_model::Row;
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 

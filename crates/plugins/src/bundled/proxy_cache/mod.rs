@@ -26,6 +26,7 @@ use rules::{Directives, MediaType};
 use schema::{DEFAULT_DICTIONARY, ProxyCacheConfig, ResponseHeadersConfig};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use silverback_http::int_value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -275,7 +276,7 @@ impl ProxyCache {
             }
         }
         if debug || self.show.age {
-            headers.push((AGE, HeaderValue::from((now - entry.timestamp).max(0))));
+            headers.push((AGE, int_value((now - entry.timestamp).max(0) as u64)));
         }
         if debug || self.show.x_cache_status {
             headers.push((X_CACHE_STATUS, CacheStatus::Hit.value()));

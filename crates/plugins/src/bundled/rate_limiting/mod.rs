@@ -11,6 +11,7 @@ use crate::registry::PluginDef;
 use http::{HeaderName, HeaderValue, StatusCode};
 use schema::RateLimitingConfig;
 use serde_json::Value;
+use silverback_http::int_value;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -68,6 +69,8 @@ struct RateLimiting {
     route: Option<uuid::Uuid>,
     service: Option<uuid::Uuid>,
     limits: Vec<Limit>,
+    /// Each limit as a header value, made once: the limits are the same on every response.
+    limit_values: Vec<(u64, HeaderValue)>,
     policy: Policy,
     fault_tolerant: bool,
     limit_by: LimitBy,
@@ -97,6 +100,11 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
     Ok(Arc::new(RateLimiting {
         route,
         service,
+        limit_values: conf
+            .limits()
+            .iter()
+            .map(|&(_, limit)| (limit, int_value(limit)))
+            .collect(),
         limits: conf.limits(),
         policy,
         fault_tolerant: conf.fault_tolerant,
@@ -124,26 +132,47 @@ struct Verdict {
 
 impl Verdict {
     /// Kong's headers, in Kong's order.
-    fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
-        let per_limit = self.limits.iter().flat_map(|&(period, limit, remaining)| {
-            let p = usize::from(period).min(5);
-            [
-                (X_LIMIT[p].clone(), HeaderValue::from(limit)),
-                (X_REMAINING[p].clone(), HeaderValue::from(remaining)),
-            ]
-        });
-        let closest = self.closest.into_iter().flat_map(|(limit, remaining)| {
-            [
-                (RATELIMIT_LIMIT, HeaderValue::from(limit)),
-                (RATELIMIT_REMAINING, HeaderValue::from(remaining)),
-                (RATELIMIT_RESET, HeaderValue::from(self.reset)),
-            ]
-        });
+    fn headers<'a>(
+        &'a self,
+        plugin: &'a RateLimiting,
+    ) -> impl Iterator<Item = (HeaderName, HeaderValue)> + 'a {
+        let per_limit = self
+            .limits
+            .iter()
+            .flat_map(move |&(period, limit, remaining)| {
+                let p = usize::from(period).min(5);
+                [
+                    (X_LIMIT[p].clone(), plugin.limit_value(limit)),
+                    (X_REMAINING[p].clone(), int_value(remaining)),
+                ]
+            });
+        let closest = self
+            .closest
+            .into_iter()
+            .flat_map(move |(limit, remaining)| {
+                [
+                    (RATELIMIT_LIMIT, plugin.limit_value(limit)),
+                    (RATELIMIT_REMAINING, int_value(remaining)),
+                    (RATELIMIT_RESET, self.reset_value()),
+                ]
+            });
         per_limit.chain(closest)
+    }
+
+    /// The window's end is never behind.
+    fn reset_value(&self) -> HeaderValue {
+        int_value(u64::try_from(self.reset).unwrap_or(0))
     }
 }
 
 impl RateLimiting {
+    fn limit_value(&self, limit: u64) -> HeaderValue {
+        match self.limit_values.iter().find(|(l, _)| *l == limit) {
+            Some((_, v)) => v.clone(),
+            None => int_value(limit),
+        }
+    }
+
     /// Kong's `get_identifier`: what the limit is counted by, the client IP when that is
     /// missing. Borrowed from the request where it can be (a consumer's id text is made once
     /// per config).
@@ -253,10 +282,10 @@ impl RateLimiting {
         if stop.is_some() {
             let mut exit = Exit::error(self.status, self.message.clone());
             if !self.hide_client_headers {
-                exit.headers = verdict.headers().collect();
+                exit.headers = verdict.headers(self).collect();
                 exit.headers.push((
                     HeaderName::from_static("retry-after"),
-                    HeaderValue::from(verdict.reset),
+                    verdict.reset_value(),
                 ));
             }
             return Flow::Exit(exit);
@@ -301,8 +330,14 @@ impl Handler for RateLimiting {
         let Some(verdict) = ctx.data::<Verdict>().cloned() else {
             return Ok(());
         };
-        for (name, value) in verdict.headers() {
-            ctx.response.headers.set(name, value);
+        // The upstream's own copies go in one pass over the response's fields.
+        let headers: SmallVec<[(HeaderName, HeaderValue); 8]> = verdict.headers(self).collect();
+        let names: SmallVec<[&str; 8]> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        let fields = &mut ctx.response.headers;
+        fields.remove_many(&names);
+        drop(names);
+        for (name, value) in headers {
+            fields.set_new(name, value);
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use crate::pdk::{Ctx, Exit};
 use crate::registry::PluginDef;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
+use silverback_http::int_value;
 use smallvec::SmallVec;
 use std::sync::Arc;
 
@@ -301,10 +302,10 @@ impl Handler for ResponseRateLimiting {
                     if !self.hide_client_headers
                         && let Some((limit_name, remaining_name)) = names
                     {
-                        headers.push((limit_name.clone(), HeaderValue::from(max)));
+                        headers.push((limit_name.clone(), int_value(max)));
                         headers.push((
                             remaining_name.clone(),
-                            HeaderValue::from((remaining - inc as i64).max(0)),
+                            int_value((remaining - inc as i64).max(0) as u64),
                         ));
                     }
                     if inc > 0 && remaining <= 0 {
