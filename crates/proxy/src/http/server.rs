@@ -77,7 +77,9 @@ async fn serve_requests(stream: &Stream, conn: Arc<ConnInfo>, shutdown: watch::R
     };
     tokio::pin!(stop);
     loop {
+        // The request first: when it is already there, the shutdown waiter is not polled.
         let head = tokio::select! {
+            biased;
             h = read_head(stream, &mut rbuf, &mut timer) => h,
             _ = &mut stop, if rbuf.is_empty() => return,
         };
