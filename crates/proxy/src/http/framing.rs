@@ -232,6 +232,23 @@ impl Decoder {
     }
 }
 
+/// `{len:x}\r\n` without an allocation.
+pub fn chunk_size_line(buf: &mut [u8; 18], len: usize) -> &[u8] {
+    let mut n = len;
+    let mut i = 16;
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[16] = b'\r';
+    buf[17] = b'\n';
+    &buf[i..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +262,20 @@ mod tests {
                 Step::NeedMore => return (out, false),
                 Step::End => return (out, true),
             }
+        }
+    }
+
+    #[test]
+    fn chunk_size_lines_are_hex() {
+        let mut buf = [0u8; 18];
+        for (len, line) in [
+            (0, "0\r\n"),
+            (1, "1\r\n"),
+            (255, "ff\r\n"),
+            (4096, "1000\r\n"),
+            (usize::MAX, "ffffffffffffffff\r\n"),
+        ] {
+            assert_eq!(chunk_size_line(&mut buf, len), line.as_bytes());
         }
     }
 

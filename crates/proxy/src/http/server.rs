@@ -588,7 +588,7 @@ async fn write_reply(
         };
         let mut size = [0u8; 18];
         let size: &[u8] = if chunked {
-            chunk_size_line(&mut size, data.len())
+            framing::chunk_size_line(&mut size, data.len())
         } else {
             &[]
         };
@@ -612,23 +612,6 @@ async fn write_reply(
         out.extend_from_slice(end);
         write_all(io, &[out]).await
     }
-}
-
-/// `{len:x}\r\n` without an allocation.
-fn chunk_size_line(buf: &mut [u8; 18], len: usize) -> &[u8] {
-    let mut n = len;
-    let mut i = 16;
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[n & 0xf];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    buf[16] = b'\r';
-    buf[17] = b'\n';
-    &buf[i..]
 }
 
 fn write_length(out: &mut Vec<u8>, n: u64) {
@@ -686,20 +669,6 @@ pub(crate) async fn write_all(io: &Stream, parts: &[&[u8]]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunk_size_lines_are_hex() {
-        let mut buf = [0u8; 18];
-        for (len, line) in [
-            (0, "0\r\n"),
-            (1, "1\r\n"),
-            (255, "ff\r\n"),
-            (4096, "1000\r\n"),
-            (usize::MAX, "ffffffffffffffff\r\n"),
-        ] {
-            assert_eq!(chunk_size_line(&mut buf, len), line.as_bytes());
-        }
-    }
 
     #[test]
     fn parses_origin_and_absolute_targets() {

@@ -298,8 +298,9 @@ async fn write_request(
                     continue;
                 }
                 if chunked {
-                    let size = format!("{:x}\r\n", data.len());
-                    write_all(io, &[size.as_bytes(), &data, b"\r\n"], t.write).await?;
+                    let mut size = [0u8; 18];
+                    let size = framing::chunk_size_line(&mut size, data.len());
+                    write_all(io, &[size, &data, b"\r\n"], t.write).await?;
                 } else {
                     write_all(io, &[&data], t.write).await?;
                 }

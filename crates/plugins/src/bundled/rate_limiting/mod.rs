@@ -97,15 +97,15 @@ fn build(config: &Value) -> Result<Arc<dyn Handler>, String> {
         _ => LimitBy::Consumer,
     };
     let (route, service) = counters::plugin_scope(config);
+    let limits = conf.limits();
     Ok(Arc::new(RateLimiting {
         route,
         service,
-        limit_values: conf
-            .limits()
+        limit_values: limits
             .iter()
             .map(|&(_, limit)| (limit, int_value(limit)))
             .collect(),
-        limits: conf.limits(),
+        limits,
         policy,
         fault_tolerant: conf.fault_tolerant,
         limit_by,
